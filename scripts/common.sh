@@ -1,0 +1,72 @@
+# Shared by scripts/test.sh and scripts/demo.sh: install what is missing,
+# build, install the extension.  Sourced, not run.
+set -euo pipefail
+
+NOTIFY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PACKAGES=(make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
+          libcurl4-openssl-dev libcjson-dev libipc-run-perl python3-aiosmtpd)
+# The system Python has aiosmtpd; a python3 earlier on PATH may not.
+PYTHON=/usr/bin/python3
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# Install the Debian packages that are missing (nothing when all are there).
+install_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}" "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Debian's postgresql package starts a cluster on 5432; we use our own.
+}
+
+# Build with warnings as errors and install into the server's directories.
+build_and_install() {
+	say "building notify"
+	export PG_CONFIG=$PG_BIN/pg_config
+	make -C "$NOTIFY_ROOT" -s clean >/dev/null
+	make -C "$NOTIFY_ROOT" -s COPT='-Wall -Wextra -Werror'
+	make -C "$NOTIFY_ROOT" -s install >/dev/null
+}
+
+# Run a command as the unprivileged user that owns scratch clusters
+# (initdb refuses root).
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@"
+	else
+		env PATH="$PG_BIN:$PATH" "$@"
+	fi
+}
+
+# A scratch directory owned by the cluster user, under a fixed parent so a
+# rerun can stop what a killed run left behind.
+scratch_dir() {
+	local parent=$1 d
+	mkdir -p "$parent"
+	# Stop clusters and servers a previous, killed run left running.
+	for d in "$parent"/*/; do
+		[ -d "$d" ] || continue
+		find "$d" -maxdepth 4 -name postmaster.pid 2>/dev/null | while read -r pidfile; do
+			as_pg pg_ctl stop -m immediate -D "$(dirname "$pidfile")" >/dev/null 2>&1 || true
+		done
+		find "$d" -maxdepth 3 -name '*.pid' ! -name postmaster.pid 2>/dev/null | while read -r pidfile; do
+			kill "$(cat "$pidfile")" 2>/dev/null || true
+		done
+		rm -rf "$d"
+	done
+	d=$(mktemp -d "$parent/run.XXXXXX")
+	chmod 755 "$parent" "$d"
+	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$d"
+	echo "$d"
+}

@@ -1,0 +1,316 @@
+-- notify: the outbox, channels, categories, notify_enqueue and its checks.
+--
+-- Everything lives in the schema given to CREATE EXTENSION (@extschema@);
+-- functions that applications call are SECURITY DEFINER with a pinned
+-- search_path, and PUBLIC gets no privilege on anything (see
+-- 90_privileges.sql and docs/security.md).
+
+CREATE FUNCTION notify_email_is_valid(address text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'notify_email_is_valid'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION notify_email_is_valid(text) IS
+	'True when address is an RFC 5321 mailbox (local-part@domain or address literal): what the email channels accept as a recipient.';
+
+-- ---- channels ----
+CREATE TABLE notify_channels (
+	name		text PRIMARY KEY
+				CONSTRAINT notify_channels_name_check CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+	kind		text NOT NULL
+				CONSTRAINT notify_channels_kind_check CHECK (kind IN ('smtp', 'http_email', 'webhook', 'slack')),
+	settings	jsonb NOT NULL DEFAULT '{}'
+				CONSTRAINT notify_channels_settings_check CHECK (jsonb_typeof(settings) = 'object'),
+	enabled		boolean NOT NULL DEFAULT true,
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE notify_channels IS
+	'Named delivery channels. The built-in channel "email" is SMTP configured by the notify.smtp_* settings.';
+COMMENT ON COLUMN notify_channels.name IS 'Name given as the channel argument of notify_enqueue.';
+COMMENT ON COLUMN notify_channels.kind IS 'Transport: smtp, http_email, webhook or slack.';
+COMMENT ON COLUMN notify_channels.settings IS 'Transport settings (URL, headers, limits); no secrets.';
+COMMENT ON COLUMN notify_channels.enabled IS 'False pauses delivery: rows stay pending until the channel is enabled again.';
+COMMENT ON COLUMN notify_channels.created_at IS 'When the channel was defined.';
+
+INSERT INTO notify_channels (name, kind) VALUES ('email', 'smtp');
+SELECT pg_catalog.pg_extension_config_dump('notify_channels', $$WHERE name <> 'email'$$);
+
+-- ---- categories ----
+CREATE TABLE notify_categories (
+	name		text PRIMARY KEY
+				CONSTRAINT notify_categories_name_check CHECK (name ~ '^[a-z0-9_]{1,63}$'),
+	description text NOT NULL DEFAULT '',
+	mandatory	boolean NOT NULL DEFAULT false,
+	default_priority integer NOT NULL DEFAULT 0,
+	default_max_attempts integer NOT NULL DEFAULT 5
+				CONSTRAINT notify_categories_max_attempts_check CHECK (default_max_attempts BETWEEN 1 AND 100)
+);
+COMMENT ON TABLE notify_categories IS
+	'Kinds of notification (transactional, security, marketing, ...): defaults for priority and retries, and whether recipients may opt out.';
+COMMENT ON COLUMN notify_categories.name IS 'Category name given as the category argument of notify_enqueue.';
+COMMENT ON COLUMN notify_categories.description IS 'What the category is for, in words for admins.';
+COMMENT ON COLUMN notify_categories.mandatory IS 'True when recipients cannot opt out (account security, billing).';
+COMMENT ON COLUMN notify_categories.default_priority IS 'Priority of rows enqueued without one; higher is claimed first.';
+COMMENT ON COLUMN notify_categories.default_max_attempts IS 'max_attempts of rows enqueued in this category.';
+
+INSERT INTO notify_categories (name, description, mandatory, default_priority) VALUES
+	('transactional', 'Direct result of a user action: receipts, replies, confirmations.', false, 10),
+	('security', 'Account security: password resets, sign-in alerts, verification.', true, 20),
+	('billing', 'Invoices, payment failures, plan changes.', true, 10),
+	('product', 'Product updates and tips for existing users.', false, 0),
+	('marketing', 'Campaigns and newsletters; opt-in required.', false, -10),
+	('internal', 'Messages to the operating team.', false, 0);
+SELECT pg_catalog.pg_extension_config_dump('notify_categories',
+	$$WHERE name NOT IN ('transactional', 'security', 'billing', 'product', 'marketing', 'internal')$$);
+
+-- ---- the outbox ----
+CREATE TABLE notify_outbox (
+	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	dedup_key	text CONSTRAINT notify_outbox_dedup_key_key UNIQUE,
+	template_key text NOT NULL,
+	template_version integer,
+	locale		text,
+	channel		text NOT NULL DEFAULT 'email',
+	category	text NOT NULL DEFAULT 'transactional',
+	recipient	text NOT NULL,
+	payload		jsonb NOT NULL DEFAULT '{}'
+				CONSTRAINT notify_outbox_payload_check CHECK (jsonb_typeof(payload) = 'object'),
+	status		text NOT NULL DEFAULT 'pending'
+				CONSTRAINT notify_outbox_status_check
+				CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'canceled')),
+	priority	integer NOT NULL DEFAULT 0,
+	attempts	integer NOT NULL DEFAULT 0,
+	max_attempts integer NOT NULL DEFAULT 5
+				CONSTRAINT notify_outbox_max_attempts_check CHECK (max_attempts BETWEEN 1 AND 100),
+	send_at		timestamptz NOT NULL DEFAULT now(),
+	next_attempt_at timestamptz NOT NULL DEFAULT now(),
+	locked_until timestamptz,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	sent_at		timestamptz,
+	last_error	text,
+	message_id	text,
+	provider_message_id text,
+	actor		text,
+	metadata	jsonb NOT NULL DEFAULT '{}'
+				CONSTRAINT notify_outbox_metadata_check CHECK (jsonb_typeof(metadata) = 'object')
+);
+COMMENT ON TABLE notify_outbox IS
+	'Transactional outbox: one row per notification to deliver, written in the caller''s transaction by notify_enqueue and worked off by the notify worker.';
+COMMENT ON SEQUENCE notify_outbox_id_seq IS 'Generates notify_outbox.id.';
+COMMENT ON COLUMN notify_outbox.id IS 'Identity; notify_enqueue returns it.';
+COMMENT ON COLUMN notify_outbox.dedup_key IS 'Idempotency key: a second enqueue with the same key returns the first row''s id and adds nothing.';
+COMMENT ON COLUMN notify_outbox.template_key IS 'What to send, as <domain>.<event> (user.password_reset).';
+COMMENT ON COLUMN notify_outbox.template_version IS 'Template version resolved at enqueue, so retries render the same wording.';
+COMMENT ON COLUMN notify_outbox.locale IS 'Locale resolved at enqueue (BCP 47: en, ja, pt-BR).';
+COMMENT ON COLUMN notify_outbox.channel IS 'Name of the notify_channels row that delivers it.';
+COMMENT ON COLUMN notify_outbox.category IS 'notify_categories name: decides priority, retries and opt-out rules.';
+COMMENT ON COLUMN notify_outbox.recipient IS 'Email address, or the channel''s notion of a destination.';
+COMMENT ON COLUMN notify_outbox.payload IS 'Template variables, a JSON object of at most notify.max_payload_bytes.';
+COMMENT ON COLUMN notify_outbox.status IS 'pending, sending (claimed by the worker), sent, failed, skipped or canceled.';
+COMMENT ON COLUMN notify_outbox.priority IS 'Higher is claimed first.';
+COMMENT ON COLUMN notify_outbox.attempts IS 'Delivery attempts made so far.';
+COMMENT ON COLUMN notify_outbox.max_attempts IS 'Attempts allowed before a transient failure becomes failed.';
+COMMENT ON COLUMN notify_outbox.send_at IS 'Earliest time the notification may be sent, as requested.';
+COMMENT ON COLUMN notify_outbox.next_attempt_at IS 'When the worker may next claim the row (send_at, then retry times).';
+COMMENT ON COLUMN notify_outbox.locked_until IS 'Lease of a sending row; a row whose lease expired returns to pending.';
+COMMENT ON COLUMN notify_outbox.created_at IS 'Enqueue time (the enqueuing transaction''s start).';
+COMMENT ON COLUMN notify_outbox.sent_at IS 'When the receiving server accepted the message.';
+COMMENT ON COLUMN notify_outbox.last_error IS 'Error of the latest failed attempt.';
+COMMENT ON COLUMN notify_outbox.message_id IS 'Message-ID header of the email, without angle brackets.';
+COMMENT ON COLUMN notify_outbox.provider_message_id IS 'Identifier the receiving server or provider gave the message (SMTP queue id).';
+COMMENT ON COLUMN notify_outbox.actor IS 'Application actor whose action caused the notification (argument or notify.actor).';
+COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (tenant, trace id, ...), never rendered.';
+
+CREATE INDEX notify_outbox_claim_idx ON notify_outbox (priority DESC, next_attempt_at, id)
+	WHERE status = 'pending';
+COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: due pending rows by priority, due time, id.';
+CREATE INDEX notify_outbox_lease_idx ON notify_outbox (locked_until)
+	WHERE status = 'sending';
+COMMENT ON INDEX notify_outbox_lease_idx IS 'Finds sending rows whose lease expired.';
+
+SELECT pg_catalog.pg_extension_config_dump('notify_outbox', '');
+
+CREATE FUNCTION notify_outbox_wake() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'notify_outbox_wake'
+	LANGUAGE C;
+COMMENT ON FUNCTION notify_outbox_wake() IS
+	'Statement trigger: marks the transaction so that its COMMIT wakes the delivery worker.';
+CREATE TRIGGER notify_outbox_wake BEFORE INSERT OR UPDATE ON notify_outbox
+	FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox_wake();
+COMMENT ON TRIGGER notify_outbox_wake ON notify_outbox IS
+	'Wakes the worker when the writing transaction commits (no NOTIFY, no effect on abort).';
+
+-- ---- enqueue ----
+-- Quote a caller's value for an error message: JSON string syntax shows
+-- CR, LF and other control characters as escapes.
+CREATE FUNCTION notify_quote(value text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN to_json(left(value, 200))::text;
+COMMENT ON FUNCTION notify_quote(text) IS
+	'Quotes a value for an error message, control characters escaped and cut to 200 characters.';
+
+CREATE FUNCTION notify_enqueue(
+	template_key text,
+	recipient text,
+	payload jsonb DEFAULT '{}',
+	channel text DEFAULT 'email',
+	category text DEFAULT NULL,
+	dedup_key text DEFAULT NULL,
+	send_at timestamptz DEFAULT NULL,
+	locale text DEFAULT NULL,
+	priority integer DEFAULT NULL,
+	actor text DEFAULT NULL,
+	metadata jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = @extschema@, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	v_kind text;
+	v_cat notify_categories;
+	v_id bigint;
+	v_size integer;
+BEGIN
+	IF template_key IS NULL THEN
+		RAISE EXCEPTION 'template_key must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF recipient IS NULL THEN
+		RAISE EXCEPTION 'recipient must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF payload IS NULL THEN
+		RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed',
+			HINT = 'Pass ''{}'' for a notification without variables.';
+	END IF;
+	IF channel IS NULL THEN
+		RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF metadata IS NULL THEN
+		RAISE EXCEPTION 'metadata must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	IF length(template_key) > 128 OR template_key !~ '^[a-z0-9_]+(\.[a-z0-9_]+)+$' THEN
+		RAISE EXCEPTION 'invalid template_key %', notify_quote(template_key)
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = 'A template key is <domain>.<event>: lowercase letters, digits and "_", separated by dots, at most 128 characters.';
+	END IF;
+
+	IF jsonb_typeof(payload) <> 'object' THEN
+		RAISE EXCEPTION 'payload must be a JSON object, not %', jsonb_typeof(payload)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	v_size := octet_length(payload::text);
+	IF v_size > pg_size_bytes(current_setting('notify.max_payload_bytes')) THEN
+		RAISE EXCEPTION 'payload is too large: % bytes', v_size
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('notify.max_payload_bytes is %s bytes.', pg_size_bytes(current_setting('notify.max_payload_bytes'))),
+			HINT = 'Store large data in your tables and pass its key in the payload.';
+	END IF;
+	IF jsonb_typeof(metadata) <> 'object' THEN
+		RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(metadata)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	SELECT c.kind INTO v_kind FROM notify_channels c WHERE c.name = channel;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown channel %', notify_quote(channel)
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Channels are listed in notify_channels.';
+	END IF;
+	IF v_kind IN ('smtp', 'http_email') AND NOT notify_email_is_valid(recipient) THEN
+		RAISE EXCEPTION 'recipient % is not a valid email address', notify_quote(recipient)
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = 'Channel ' || notify_quote(channel) || ' delivers email and needs an RFC 5321 mailbox such as user@example.com.';
+	END IF;
+
+	SELECT * INTO v_cat FROM notify_categories c WHERE c.name = coalesce(category, 'transactional');
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown category %', notify_quote(category)
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Categories are listed in notify_categories.';
+	END IF;
+
+	IF dedup_key IS NOT NULL AND (length(dedup_key) NOT BETWEEN 1 AND 256) THEN
+		RAISE EXCEPTION 'dedup_key must be 1 to 256 characters long, not %', length(dedup_key)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF locale IS NOT NULL AND locale !~ '^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$' THEN
+		RAISE EXCEPTION 'invalid locale %', notify_quote(locale)
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = 'A locale is a BCP 47 language tag such as en, ja or pt-BR.';
+	END IF;
+
+	LOOP
+		INSERT INTO notify_outbox AS o
+			(dedup_key, template_key, locale, channel, category, recipient, payload,
+			 priority, max_attempts, send_at, next_attempt_at, actor, metadata)
+		VALUES
+			(dedup_key, template_key, locale, channel, v_cat.name, recipient, payload,
+			 coalesce(priority, v_cat.default_priority), v_cat.default_max_attempts,
+			 coalesce(send_at, now()), coalesce(send_at, now()),
+			 coalesce(actor, nullif(current_setting('notify.actor'), '')), metadata)
+		ON CONFLICT ON CONSTRAINT notify_outbox_dedup_key_key DO NOTHING
+		RETURNING o.id INTO v_id;
+		IF v_id IS NOT NULL THEN
+			RETURN v_id;
+		END IF;
+
+		-- The key exists, committed by someone else: return that row's id.
+		-- (Read committed sees it in this new statement's snapshot; a row
+		-- removed meanwhile sends us round the loop to insert again.)
+		SELECT o.id INTO v_id FROM notify_outbox o WHERE o.dedup_key = dedup_key;
+		IF v_id IS NOT NULL THEN
+			RETURN v_id;
+		END IF;
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb) IS
+	'Enqueues one notification in the caller''s transaction and returns its outbox id; with a dedup_key already present, returns the existing id and adds nothing.';
+
+CREATE FUNCTION notify_enqueue_many(
+	template_key text,
+	recipients text[],
+	payload jsonb DEFAULT '{}',
+	channel text DEFAULT 'email',
+	category text DEFAULT NULL,
+	dedup_key text DEFAULT NULL,
+	send_at timestamptz DEFAULT NULL,
+	locale text DEFAULT NULL,
+	priority integer DEFAULT NULL,
+	actor text DEFAULT NULL,
+	metadata jsonb DEFAULT '{}')
+RETURNS TABLE (recipient text, id bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = @extschema@, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+	IF recipients IS NULL THEN
+		RAISE EXCEPTION 'recipients must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	RETURN QUERY
+		SELECT r.recipient,
+			   notify_enqueue(template_key, r.recipient, payload, channel, category,
+							  dedup_key || ':' || r.recipient, send_at, locale,
+							  priority, actor, metadata)
+		FROM unnest(recipients) WITH ORDINALITY AS r(recipient, n)
+		ORDER BY r.n;
+END;
+$$;
+COMMENT ON FUNCTION notify_enqueue_many(text, text[], jsonb, text, text, text, timestamptz, text, integer, text, jsonb) IS
+	'Enqueues the same notification for many recipients in one call; each row''s dedup key is dedup_key:recipient. Returns one (recipient, id) per element, in order.';
+
+-- ---- admin views ----
+CREATE VIEW notify_queue AS
+	SELECT o.channel,
+		   o.status,
+		   count(*) AS messages,
+		   count(*) FILTER (WHERE o.status = 'pending' AND o.next_attempt_at <= now()) AS due,
+		   now() - min(o.created_at) AS oldest_age,
+		   min(o.next_attempt_at) FILTER (WHERE o.status = 'pending') AS next_due_at
+	FROM notify_outbox o
+	GROUP BY o.channel, o.status
+	ORDER BY o.channel, o.status;
+COMMENT ON VIEW notify_queue IS
+	'Outbox at a glance: messages per channel and status, how many are due, the age of the oldest.';

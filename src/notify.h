@@ -1,0 +1,93 @@
+/*-------------------------------------------------------------------------
+ *
+ * notify.h
+ *		Declarations shared by the parts of the notify extension: settings,
+ *		the shared-memory worker status, and the wake-up path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOTIFY_H
+#define NOTIFY_H
+
+#include "postgres.h"
+
+#include "port/atomics.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+
+/*---- settings (notify.c) ----*/
+extern int	notify_max_payload_bytes;
+extern char *notify_database;
+extern int	notify_poll_interval;
+extern int	notify_batch_size;
+extern int	notify_lease_time;
+extern int	notify_max_connections;
+extern int	notify_timeout;
+extern int	notify_shutdown_timeout;
+extern int	notify_retry_base;
+extern int	notify_retry_max_delay;
+extern char *notify_smtp_url;
+extern char *notify_smtp_username;
+extern char *notify_smtp_password;
+extern int	notify_smtp_starttls;
+extern bool notify_tls_verify;
+extern char *notify_from_address;
+extern char *notify_from_name;
+extern char *notify_envelope_sender;
+extern bool notify_sandbox;
+
+/* notify.smtp_starttls values */
+typedef enum NotifyStartTLS
+{
+	NOTIFY_STARTTLS_OFF,
+	NOTIFY_STARTTLS_TRY,
+	NOTIFY_STARTTLS_REQUIRE
+} NotifyStartTLS;
+
+/*---- shared memory: one worker's status (notify.c, worker.c) ----*/
+typedef enum NotifyWorkerState
+{
+	NOTIFY_WORKER_STOPPED = 0,
+	NOTIFY_WORKER_STARTING,
+	NOTIFY_WORKER_WAITING_FOR_EXTENSION,
+	NOTIFY_WORKER_IDLE,
+	NOTIFY_WORKER_CLAIMING,
+	NOTIFY_WORKER_SENDING,
+	NOTIFY_WORKER_RECORDING,
+	NOTIFY_WORKER_STOPPING
+} NotifyWorkerState;
+
+#define NOTIFY_LAST_ERROR_LEN 256
+
+typedef struct NotifySharedState
+{
+	/* 0 when no worker runs, else its PGPROC number + 1; read without lock */
+	pg_atomic_uint32 worker_procno_plus1;
+
+	slock_t		mutex;			/* protects the fields below */
+	pid_t		worker_pid;
+	NotifyWorkerState state;
+	TimestampTz started_at;
+	uint64		batches;
+	uint64		sent;
+	uint64		failed;
+	uint64		retried;
+	int			in_flight;
+	TimestampTz last_error_at;
+	char		last_error[NOTIFY_LAST_ERROR_LEN];
+} NotifySharedState;
+
+extern NotifySharedState *notify_shared;
+
+extern const char *notify_worker_state_name(NotifyWorkerState state);
+
+/*---- address.c ----*/
+extern bool notify_mailbox_is_valid(const char *s, int len);
+
+/*---- worker.c ----*/
+extern bool notify_am_worker;
+extern void notify_register_worker(void);
+
+#endif							/* NOTIFY_H */

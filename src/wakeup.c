@@ -1,0 +1,101 @@
+/*-------------------------------------------------------------------------
+ *
+ * wakeup.c
+ *		Wake the delivery worker at COMMIT of a transaction that wrote to
+ *		the outbox, never before and never on abort.
+ *
+ * A statement trigger on notify_outbox (notify_outbox_wake) sets a
+ * backend-local flag; one transaction callback, registered once per
+ * process, sets the worker's latch when a transaction with the flag
+ * commits and clears the flag on abort and PREPARE.  The callback runs
+ * after the commit is visible to other snapshots, so the worker's next
+ * claim sees the rows.  No NOTIFY is sent per transaction: NOTIFY
+ * serialises committers on a global lock.  A prepared transaction
+ * committed later with COMMIT PREPARED, and any missed wake-up, are
+ * caught by the worker's fallback poll (notify.poll_interval).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+
+#include "notify.h"
+#include "wakeup.h"
+
+static bool wake_at_commit = false;
+
+static void notify_xact_callback(XactEvent event, void *arg);
+
+PG_FUNCTION_INFO_V1(notify_outbox_wake);
+
+/* Register the commit callback; called once from _PG_init. */
+void
+notify_wakeup_init(void)
+{
+	RegisterXactCallback(notify_xact_callback, NULL);
+}
+
+/*
+ * Set the worker's latch, if a worker runs.  A stale PGPROC number (the
+ * worker just exited) sets some other process's latch, which latches
+ * tolerate as a spurious wake-up.
+ */
+void
+notify_wake_worker(void)
+{
+	uint32		procno_plus1;
+
+	if (notify_shared == NULL)
+		return;
+	procno_plus1 = pg_atomic_read_u32(&notify_shared->worker_procno_plus1);
+	if (procno_plus1 != 0)
+		SetLatch(notify_proc_latch(procno_plus1 - 1));
+}
+
+/* Wake the worker at COMMIT of a transaction that wrote to the outbox. */
+static void
+notify_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+			{
+				wake_at_commit = false;
+				notify_wake_worker();
+			}
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * notify_outbox_wake() trigger: BEFORE INSERT OR UPDATE FOR EACH STATEMENT
+ * on notify_outbox.  Marks the transaction so that its COMMIT wakes the
+ * worker.  The worker's own writes do not wake itself.
+ */
+Datum
+notify_outbox_wake(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("notify_outbox_wake() must be called as a trigger")));
+
+	if (!notify_am_worker)
+		wake_at_commit = true;
+
+	PG_RETURN_POINTER(NULL);
+}

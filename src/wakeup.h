@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * wakeup.h
+ *		Waking the delivery worker when a transaction that wrote to the
+ *		outbox commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOTIFY_WAKEUP_H
+#define NOTIFY_WAKEUP_H
+
+extern void notify_wakeup_init(void);
+extern void notify_wake_worker(void);
+
+#endif							/* NOTIFY_WAKEUP_H */

@@ -1,0 +1,107 @@
+-- bad input: a clear error with a SQLSTATE, and nothing written
+SET client_min_messages = warning;
+\set SHOW_CONTEXT never
+-- try(sql): runs sql and shows the SQLSTATE and message of its error
+CREATE FUNCTION pg_temp.try(sql text, detail boolean DEFAULT true) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	st text; msg text; det text;
+BEGIN
+	EXECUTE sql;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+	RETURN st || ': ' || msg || CASE WHEN detail THEN coalesce(nullif(' (' || det || ')', ' ()'), '') ELSE '' END;
+END;
+$$;
+
+-- RFC 5321 mailbox vectors (../shared/conformance/email, BSD licence)
+CREATE TEMP TABLE addr (address text, expect text, note text);
+\copy addr FROM '../shared/conformance/email/addresses.tsv'
+CREATE TEMP TABLE addr_edge (address text, expect text, note text);
+\copy addr_edge FROM '../shared/conformance/email/addresses_edge.tsv'
+
+SELECT count(*) AS cases,
+       count(*) FILTER (WHERE expect = 'valid') AS valid_cases,
+       count(*) FILTER (WHERE notify_email_is_valid(address) = (expect = 'valid')) AS agreeing
+FROM addr;
+-- any disagreement is listed here (none expected)
+SELECT notify_quote(address), expect, note FROM addr
+WHERE notify_email_is_valid(address) IS DISTINCT FROM (expect = 'valid');
+
+-- the edge file: quoted local parts and address literals, as RFC 5321 has them
+SELECT count(*) AS cases,
+       count(*) FILTER (WHERE notify_email_is_valid(address) = (expect = 'valid')) AS agreeing
+FROM addr_edge;
+SELECT notify_quote(address), expect, note FROM addr_edge
+WHERE notify_email_is_valid(address) IS DISTINCT FROM (expect = 'valid');
+
+-- notify_enqueue accepts every valid vector and rejects every invalid one
+DO $$
+DECLARE
+	r record;
+	accepted int := 0;
+	rejected int := 0;
+	wrong text := '';
+BEGIN
+	FOR r IN SELECT * FROM addr UNION ALL SELECT * FROM addr_edge LOOP
+		BEGIN
+			PERFORM notify_enqueue('user.signup', r.address);
+			accepted := accepted + 1;
+			IF r.expect <> 'valid' THEN wrong := wrong || ' accepted:' || notify_quote(r.address); END IF;
+		EXCEPTION WHEN invalid_parameter_value THEN
+			rejected := rejected + 1;
+			IF r.expect = 'valid' THEN wrong := wrong || ' rejected:' || notify_quote(r.address); END IF;
+		END;
+	END LOOP;
+	RAISE WARNING 'enqueue: % accepted, % rejected, mismatches:%', accepted, rejected, coalesce(nullif(wrong, ''), ' none');
+END;
+$$;
+SELECT count(*) AS rows_written FROM notify_outbox WHERE template_key = 'user.signup';
+DELETE FROM notify_outbox WHERE template_key = 'user.signup';
+
+-- header injection through the recipient
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', E'a@example.com\r\nBcc: victim@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', E'a@example.com\n')$q$);
+
+-- NULLs
+SELECT pg_temp.try($q$SELECT notify_enqueue(NULL, 'a@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', NULL)$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', NULL)$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', channel => NULL)$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', metadata => NULL)$q$);
+
+-- payloads
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', '[1, 2]')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', '"text"')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', 'null'::jsonb)$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', jsonb_build_object('blob', repeat('x', 70000)))$q$);
+SET notify.max_payload_bytes = 1024;
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', jsonb_build_object('blob', repeat('x', 2000)))$q$);
+RESET notify.max_payload_bytes;
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', metadata => '[]')$q$);
+
+-- template keys
+SELECT pg_temp.try($q$SELECT notify_enqueue('signup', 'a@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('User.Signup', 'a@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.sign-up', 'a@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user..signup', 'a@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.' || repeat('x', 130), 'a@example.com')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue(E'user.signup\n', 'a@example.com')$q$);
+
+-- channels, categories, dedup keys, locales
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', channel => 'pigeon')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', category => 'gossip')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', dedup_key => repeat('k', 257))$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', dedup_key => '')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', locale => 'english please')$q$);
+
+-- wrong types are caught by PostgreSQL before notify runs
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', '{not json}')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', priority => 'high')$q$);
+
+-- nothing of the above was written
+SELECT count(*) AS rows_written FROM notify_outbox WHERE template_key LIKE 'user.%';
+
+-- the table's own checks hold against direct writes
+SELECT pg_temp.try($q$INSERT INTO notify_outbox (template_key, recipient, payload) VALUES ('a.b', 'q@example.com', '[]')$q$, false);
+SELECT pg_temp.try($q$INSERT INTO notify_outbox (template_key, recipient, status) VALUES ('a.b', 'q@example.com', 'lost')$q$, false);
