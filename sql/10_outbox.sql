@@ -79,7 +79,7 @@ CREATE TABLE notify_outbox (
 	priority	integer NOT NULL DEFAULT 0,
 	attempts	integer NOT NULL DEFAULT 0,
 	max_attempts integer NOT NULL DEFAULT 5
-				CONSTRAINT notify_outbox_max_attempts_check CHECK (max_attempts BETWEEN 1 AND 100),
+				CONSTRAINT notify_outbox_max_attempts_check CHECK (max_attempts >= 1),
 	send_at		timestamptz NOT NULL DEFAULT now(),
 	next_attempt_at timestamptz NOT NULL DEFAULT now(),
 	locked_until timestamptz,
@@ -204,6 +204,11 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('notify.max_payload_bytes is %s bytes.', pg_size_bytes(current_setting('notify.max_payload_bytes'))),
 			HINT = 'Store large data in your tables and pass its key in the payload.';
+	END IF;
+	IF payload ->> 'subject' ~ '[\r\n]' THEN
+		RAISE EXCEPTION 'payload subject must not contain CR or LF'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = 'Line breaks in a header would let the payload add headers of its own.';
 	END IF;
 	IF jsonb_typeof(metadata) <> 'object' THEN
 		RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(metadata)

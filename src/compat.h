@@ -51,4 +51,11 @@ typedef int NotifyProcNumber;
 #endif
 #define notify_proc_latch(procno) (&GetPGProcByNumber(procno)->procLatch)
 
+/* ProcessNotifyInterrupt grew a "flush" argument in 15. */
+#if PG_VERSION_NUM >= 150000
+#define notify_process_notify_interrupt() ProcessNotifyInterrupt(false)
+#else
+#define notify_process_notify_interrupt() ProcessNotifyInterrupt()
+#endif
+
 #endif							/* NOTIFY_COMPAT_H */

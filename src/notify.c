@@ -53,6 +53,7 @@ char	   *notify_from_address = NULL;
 char	   *notify_from_name = NULL;
 char	   *notify_envelope_sender = NULL;
 bool		notify_sandbox = false;
+char	   *notify_default_locale = NULL;
 static char *notify_actor = NULL;
 
 static const struct config_enum_entry starttls_options[] = {
@@ -293,6 +294,15 @@ notify_define_gucs(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("notify.default_locale",
+							   gettext_noop("Locale of templates used when neither the requested locale nor its language has one."),
+							   NULL,
+							   &notify_default_locale,
+							   "en",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("notify.actor",
 							   gettext_noop("Application actor recorded on enqueued rows when the actor argument is NULL."),

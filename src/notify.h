@@ -37,6 +37,7 @@ extern char *notify_from_address;
 extern char *notify_from_name;
 extern char *notify_envelope_sender;
 extern bool notify_sandbox;
+extern char *notify_default_locale;
 
 /* notify.smtp_starttls values */
 typedef enum NotifyStartTLS

@@ -1,10 +1,559 @@
-/* placeholder replaced by the delivery worker; see worker.c history */
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The delivery worker: a background worker that claims due outbox
+ *		rows, sends them, and records what happened.
+ *
+ * One worker serves the database named by notify.database.  Its loop:
+ *
+ *	1. collect finished sends from libcurl (transfer.c);
+ *	2. in one short transaction, record their outcomes and claim more due
+ *	   rows if there is room (claim.c), then commit;
+ *	3. build and start the new sends outside any transaction (smtp.c);
+ *	4. wait on the latch, postmaster death and libcurl's sockets.
+ *
+ * Wake-ups: a committing backend that wrote to the outbox sets our latch
+ * (wakeup.c); we also LISTEN on channel "notify" so that NOTIFY notify
+ * from any tool wakes us; and we poll every notify.poll_interval and at
+ * the earliest retry time we scheduled.
+ *
+ * SIGTERM: stop claiming, let in-flight sends finish for up to
+ * notify.shutdown_timeout, release the rest back to pending, record, exit.
+ * SIGHUP: reload settings.  An ERROR in a transaction ends the process;
+ * the postmaster starts it again and the new worker takes back the rows
+ * the old one had claimed (delivery is at least once: those in flight at
+ * that moment may be sent twice).
+ *
+ *-------------------------------------------------------------------------
+ */
 #include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
 #include "notify.h"
+#include "worker.h"
 
 bool		notify_am_worker = false;
 
+PGDLLEXPORT void notify_worker_main(Datum main_arg);
+
+PG_FUNCTION_INFO_V1(notify_worker_status);
+
+/* rows recorded in one transaction at most, and how long results may wait */
+#define RECORD_BATCH_MAX	256
+#define RECORD_DELAY_MS		20
+
+static MemoryContext worker_cxt = NULL;
+static List *finished = NIL;	/* jobs done, outcome not yet recorded */
+static TimestampTz first_finished_at = 0;
+
+static void worker_exit(int code, Datum arg);
+static void set_state(NotifyWorkerState state, const char *activity);
+static bool run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry);
+static void start_jobs(List *jobs);
+static void account(List *jobs);
+static void free_recorded(List *jobs);
+static void shut_down(void);
+
+/* Register the worker; called from _PG_init when preloaded. */
 void
 notify_register_worker(void)
 {
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 2;
+	strlcpy(worker.bgw_library_name, "notify", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "notify_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "notify worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "notify worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Entry point of the worker process. */
+void
+notify_worker_main(Datum main_arg)
+{
+	bool		ready = false;
+	bool		said_waiting = false;
+	bool		work_hint = true;	/* there may be due rows to claim */
+	TimestampTz next_poll = 0;
+	TimestampTz next_retry = 0;
+	TimestampTz next_lease_check = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	notify_am_worker = true;
+	BackgroundWorkerInitializeConnection(notify_database, NULL, 0);
+	pgstat_report_appname("notify worker");
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	SpinLockAcquire(&notify_shared->mutex);
+	notify_shared->worker_pid = MyProcPid;
+	notify_shared->started_at = GetCurrentTimestamp();
+	notify_shared->state = NOTIFY_WORKER_STARTING;
+	notify_shared->in_flight = 0;
+	SpinLockRelease(&notify_shared->mutex);
+	pg_atomic_write_u32(&notify_shared->worker_procno_plus1,
+						(uint32) notify_my_proc_number() + 1);
+	on_shmem_exit(worker_exit, (Datum) 0);
+
+	/* LISTEN notify, so that NOTIFY notify wakes us. */
+	StartTransactionCommand();
+	Async_Listen("notify");
+	CommitTransactionCommand();
+
+	transfer_init();
+
+	for (;;)
+	{
+		TimestampTz now;
+		long		timeout;
+		bool		claim;
+		List	   *claimed = NIL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			smtp_configure();
+			work_hint = true;
+			next_poll = 0;		/* notify.poll_interval may have changed */
+		}
+		/* Read (and discard) NOTIFY messages so the queue can advance. */
+		notify_process_notify_interrupt();
+		if (ShutdownRequestPending)
+			break;
+
+		now = GetCurrentTimestamp();
+		if (next_poll <= now)
+		{
+			work_hint = true;
+			next_poll = TimestampTzPlusMilliseconds(now, notify_poll_interval);
+		}
+		if (next_retry != 0 && next_retry <= now)
+		{
+			work_hint = true;
+			next_retry = 0;
+		}
+
+		if (!ready)
+		{
+			/* Extension not (yet) installed: look again at each wake-up. */
+			if (work_hint)
+			{
+				work_hint = false;
+				ready = run_transaction(false, true, NULL, NULL);
+				if (!ready && !said_waiting)
+				{
+					ereport(LOG,
+							(errmsg("notify worker: extension \"notify\" is not installed in database \"%s\"; waiting for CREATE EXTENSION notify",
+									notify_database)));
+					said_waiting = true;
+					set_state(NOTIFY_WORKER_WAITING_FOR_EXTENSION, "waiting for CREATE EXTENSION notify");
+				}
+				if (ready)
+				{
+					if (said_waiting)
+						ereport(LOG, (errmsg("notify worker: extension \"notify\" found; starting delivery")));
+					work_hint = true;
+					next_lease_check = TimestampTzPlusMilliseconds(now, notify_lease_time * 1000L);
+				}
+			}
+			if (!ready)
+			{
+				transfer_wait(notify_poll_interval, PG_WAIT_EXTENSION);
+				work_hint = true;	/* a latch or the poll: look again */
+				continue;
+			}
+		}
+
+		finished = transfer_collect(finished);
+		if (finished != NIL && first_finished_at == 0)
+			first_finished_at = now;
+
+		/*
+		 * Claim when there may be work and at least half the batch is free;
+		 * record when results piled up, waited long enough, nothing else is
+		 * in flight, or a transaction happens anyway.
+		 */
+		claim = work_hint && transfer_in_flight() <= notify_batch_size / 2;
+		if (claim ||
+			list_length(finished) >= RECORD_BATCH_MAX ||
+			(finished != NIL && (transfer_in_flight() == 0 ||
+								 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS))))
+		{
+			TimestampTz retry_at = 0;
+			bool		full;
+
+			if (next_lease_check <= now)
+			{
+				claim = true;
+				next_lease_check = TimestampTzPlusMilliseconds(now, notify_lease_time * 1000L / 4);
+			}
+			ready = run_transaction(claim, false, &claimed, &retry_at);
+			if (retry_at != 0 && (next_retry == 0 || retry_at < next_retry))
+				next_retry = retry_at;
+			if (claim)
+			{
+				full = list_length(claimed) >= notify_batch_size - transfer_in_flight();
+				work_hint = full;
+			}
+			start_jobs(claimed);
+			continue;			/* collect what completed meanwhile first */
+		}
+
+		/* Wait for sockets, the latch, the next poll or retry, or results to record. */
+		set_state(transfer_in_flight() > 0 ? NOTIFY_WORKER_SENDING : NOTIFY_WORKER_IDLE,
+				  transfer_in_flight() > 0 ? "sending" : "waiting for work");
+		now = GetCurrentTimestamp();
+		timeout = notify_poll_interval;
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(now, next_poll, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + usecs / 1000);
+			if (next_retry != 0)
+			{
+				TimestampDifference(now, next_retry, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
+			if (finished != NIL)
+				timeout = Min(timeout, RECORD_DELAY_MS);
+		}
+		if (transfer_wait(timeout, PG_WAIT_EXTENSION))
+			work_hint = true;
+	}
+
+	shut_down();
+	proc_exit(1);
+}
+
+/*
+ * One short transaction: record finished jobs, and claim new ones when
+ * asked.  At startup (or while waiting for the extension) it only checks
+ * for the extension and takes back rows a previous worker left in sending.
+ * Returns whether the extension is installed.
+ */
+static bool
+run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry)
+{
+	NotifyBatch *batch = NULL;
+	bool		ready;
+	List	   *recorded = NIL;
+
+	set_state(claim ? NOTIFY_WORKER_CLAIMING : NOTIFY_WORKER_RECORDING,
+			  claim ? "claiming due notifications" : "recording delivery outcomes");
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	ready = claim_extension_ready();
+	if (ready && startup)
+	{
+		int			n = claim_release_expired(true);
+
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("notify worker: took back %d notifications a previous worker had claimed", n)));
+	}
+	else if (ready)
+	{
+		if (finished != NIL)
+		{
+			TimestampTz retry_at = claim_record(finished);
+
+			if (next_retry != NULL)
+				*next_retry = retry_at;
+			recorded = finished;
+			finished = NIL;
+			first_finished_at = 0;
+		}
+		else
+		{
+			/* Nothing to record: a claim-only commit need not wait for the disk. */
+			SPI_execute("SET LOCAL synchronous_commit = off", false, 0);
+		}
+		if (claim)
+		{
+			int			n = claim_release_expired(false);
+
+			if (n > 0)
+				ereport(LOG,
+						(errmsg("notify worker: took back %d notifications whose lease expired", n)));
+			batch = MemoryContextAllocZero(worker_cxt, sizeof(NotifyBatch));
+			batch->cxt = AllocSetContextCreate(worker_cxt, "notify batch",
+											   ALLOCSET_DEFAULT_SIZES);
+			*claimed = claim_jobs(notify_batch_size - transfer_in_flight(), batch);
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+
+	/* Committed: count what was recorded and free it. */
+	if (recorded != NIL)
+	{
+		account(recorded);
+		free_recorded(recorded);
+	}
+	if (batch != NULL && batch->outstanding == 0)
+	{
+		MemoryContextDelete(batch->cxt);
+		pfree(batch);
+	}
+	if (claimed != NULL && *claimed != NIL)
+	{
+		SpinLockAcquire(&notify_shared->mutex);
+		notify_shared->batches++;
+		SpinLockRelease(&notify_shared->mutex);
+	}
+	return ready;
+}
+
+/* Build and start sending claimed jobs; those that cannot be built finish at once. */
+static void
+start_jobs(List *jobs)
+{
+	ListCell   *lc;
+
+	if (jobs == NIL)
+		return;
+	set_state(NOTIFY_WORKER_SENDING, "sending");
+	foreach(lc, jobs)
+	{
+		NotifyJob  *job = lfirst(lc);
+		MemoryContext old = MemoryContextSwitchTo(job->batch->cxt);
+		bool		ok;
+
+		if (job->kind != NULL && strcmp(job->kind, "smtp") == 0)
+			ok = smtp_prepare(job);
+		else
+		{
+			job->outcome = NOTIFY_OUTCOME_PERMANENT;
+			job->error = psprintf("channel \"%s\" of kind \"%s\" cannot be delivered by this version",
+								  job->channel, job->kind ? job->kind : "(missing)");
+			ok = false;
+		}
+		MemoryContextSwitchTo(old);
+
+		if (ok)
+			transfer_start(job);
+		else
+		{
+			job->started_at = job->finished_at = GetCurrentTimestamp();
+			old = MemoryContextSwitchTo(worker_cxt);
+			finished = lappend(finished, job);
+			MemoryContextSwitchTo(old);
+			if (first_finished_at == 0)
+				first_finished_at = job->finished_at;
+		}
+	}
+	list_free(jobs);
+	SpinLockAcquire(&notify_shared->mutex);
+	notify_shared->in_flight = transfer_in_flight();
+	SpinLockRelease(&notify_shared->mutex);
+}
+
+/* Add recorded outcomes to the shared counters. */
+static void
+account(List *jobs)
+{
+	ListCell   *lc;
+	uint64		sent = 0,
+				failed = 0,
+				retried = 0;
+	const char *last_error = NULL;
+
+	foreach(lc, jobs)
+	{
+		NotifyJob  *job = lfirst(lc);
+
+		switch (job->outcome)
+		{
+			case NOTIFY_OUTCOME_SENT:
+				sent++;
+				break;
+			case NOTIFY_OUTCOME_PERMANENT:
+				failed++;
+				last_error = job->error;
+				break;
+			case NOTIFY_OUTCOME_TRANSIENT:
+			case NOTIFY_OUTCOME_NONE:
+				if (job->attempt >= job->max_attempts)
+					failed++;
+				else
+					retried++;
+				last_error = job->error;
+				break;
+			case NOTIFY_OUTCOME_RELEASED:
+				break;
+		}
+	}
+	SpinLockAcquire(&notify_shared->mutex);
+	notify_shared->sent += sent;
+	notify_shared->failed += failed;
+	notify_shared->retried += retried;
+	notify_shared->in_flight = transfer_in_flight();
+	if (last_error != NULL)
+	{
+		strlcpy(notify_shared->last_error, last_error, NOTIFY_LAST_ERROR_LEN);
+		notify_shared->last_error_at = GetCurrentTimestamp();
+	}
+	SpinLockRelease(&notify_shared->mutex);
+}
+
+/* Free recorded jobs: a batch's memory goes when its last job is recorded. */
+static void
+free_recorded(List *jobs)
+{
+	ListCell   *lc;
+
+	foreach(lc, jobs)
+	{
+		NotifyJob  *job = lfirst(lc);
+		NotifyBatch *batch = job->batch;
+
+		if (job->body.data != NULL)
+		{
+			pfree(job->body.data);
+			job->body.data = NULL;
+		}
+		if (--batch->outstanding == 0)
+		{
+			MemoryContextDelete(batch->cxt);
+			pfree(batch);
+		}
+	}
+	list_free(jobs);
+}
+
+/*
+ * SIGTERM: stop claiming, give in-flight sends notify.shutdown_timeout to
+ * finish, release the others, record everything.
+ */
+static void
+shut_down(void)
+{
+	TimestampTz deadline;
+
+	set_state(NOTIFY_WORKER_STOPPING, "stopping");
+	transfer_release(false);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), notify_shutdown_timeout);
+	while (transfer_in_flight() > 0)
+	{
+		long		secs;
+		int			usecs;
+
+		finished = transfer_collect(finished);
+		if (transfer_in_flight() == 0)
+			break;
+		TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+		if (secs == 0 && usecs == 0)
+			break;
+		transfer_wait(Min(secs * 1000 + usecs / 1000 + 1, 100), PG_WAIT_EXTENSION);
+	}
+	transfer_release(true);
+	finished = transfer_collect(finished);
+	if (finished != NIL)
+		run_transaction(false, false, NULL, NULL);
+	transfer_shutdown();
+}
+
+/* Publish the worker's state in shared memory and pg_stat_activity. */
+static void
+set_state(NotifyWorkerState state, const char *activity)
+{
+	if (notify_shared->state == state)
+		return;
+	SpinLockAcquire(&notify_shared->mutex);
+	notify_shared->state = state;
+	notify_shared->in_flight = transfer_in_flight();
+	SpinLockRelease(&notify_shared->mutex);
+	pgstat_report_activity(state == NOTIFY_WORKER_IDLE ||
+						   state == NOTIFY_WORKER_WAITING_FOR_EXTENSION ? STATE_IDLE : STATE_RUNNING,
+						   activity);
+}
+
+/* on_shmem_exit: nobody is to wake us any more. */
+static void
+worker_exit(int code, Datum arg)
+{
+	pg_atomic_write_u32(&notify_shared->worker_procno_plus1, 0);
+	SpinLockAcquire(&notify_shared->mutex);
+	notify_shared->worker_pid = 0;
+	notify_shared->state = NOTIFY_WORKER_STOPPED;
+	notify_shared->in_flight = 0;
+	SpinLockRelease(&notify_shared->mutex);
+}
+
+/*
+ * notify_worker_status() RETURNS record: the worker's shared status, for
+ * the notify_worker_status view.
+ */
+Datum
+notify_worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[10];
+	bool		nulls[10];
+	NotifySharedState s;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	memset(nulls, 0, sizeof(nulls));
+
+	if (notify_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("notify is not loaded through shared_preload_libraries"),
+				 errhint("Add notify to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	SpinLockAcquire(&notify_shared->mutex);
+	memcpy(&s, notify_shared, sizeof(s));
+	SpinLockRelease(&notify_shared->mutex);
+
+	values[0] = Int32GetDatum(s.worker_pid);
+	nulls[0] = s.worker_pid == 0;
+	values[1] = CStringGetTextDatum(notify_database);
+	values[2] = CStringGetTextDatum(notify_worker_state_name(s.state));
+	values[3] = TimestampTzGetDatum(s.started_at);
+	nulls[3] = s.started_at == 0;
+	values[4] = Int64GetDatum((int64) s.batches);
+	values[5] = Int64GetDatum((int64) s.sent);
+	values[6] = Int64GetDatum((int64) s.failed);
+	values[7] = Int64GetDatum((int64) s.retried);
+	values[8] = Int32GetDatum(s.in_flight);
+	values[9] = CStringGetTextDatum(s.last_error);
+	nulls[9] = s.last_error[0] == '\0';
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

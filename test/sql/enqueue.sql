@@ -1,5 +1,6 @@
 -- notify_enqueue: rows, defaults, transactions, the bulk form, the queue view
 SET client_min_messages = warning;
+\set SHOW_CONTEXT never
 TRUNCATE notify_outbox;
 
 -- a business schema like the README's

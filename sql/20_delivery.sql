@@ -1,0 +1,137 @@
+-- notify: delivery history, the worker's status, and admin actions on
+-- outbox rows.
+
+-- ---- attempts (delivery history) ----
+CREATE TABLE notify_attempts (
+	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	outbox_id	bigint NOT NULL,
+	attempt		integer NOT NULL,
+	started_at	timestamptz NOT NULL,
+	finished_at timestamptz NOT NULL,
+	duration	interval GENERATED ALWAYS AS (finished_at - started_at) STORED,
+	outcome		text NOT NULL
+				CONSTRAINT notify_attempts_outcome_check CHECK (outcome IN ('sent', 'transient', 'permanent')),
+	response_code integer,
+	enhanced_status text,
+	response_text text,
+	error		text,
+	provider_message_id text
+);
+COMMENT ON TABLE notify_attempts IS
+	'Delivery history: one row per delivery attempt of an outbox row, written by the worker.';
+COMMENT ON SEQUENCE notify_attempts_id_seq IS 'Generates notify_attempts.id.';
+COMMENT ON COLUMN notify_attempts.id IS 'Identity.';
+COMMENT ON COLUMN notify_attempts.outbox_id IS 'The notify_outbox row attempted.';
+COMMENT ON COLUMN notify_attempts.attempt IS 'Attempt number of that row, from 1.';
+COMMENT ON COLUMN notify_attempts.started_at IS 'When the worker started the send.';
+COMMENT ON COLUMN notify_attempts.finished_at IS 'When the send ended (accepted, refused, or timed out).';
+COMMENT ON COLUMN notify_attempts.duration IS 'finished_at - started_at.';
+COMMENT ON COLUMN notify_attempts.outcome IS 'sent, transient (will be retried unless attempts are used up) or permanent.';
+COMMENT ON COLUMN notify_attempts.response_code IS 'Server reply code (SMTP 250, 451, 550, ...), NULL when none came.';
+COMMENT ON COLUMN notify_attempts.enhanced_status IS 'RFC 3463 enhanced status code of the reply (2.0.0, 5.1.1, ...).';
+COMMENT ON COLUMN notify_attempts.response_text IS 'Last reply line of the server.';
+COMMENT ON COLUMN notify_attempts.error IS 'Why the attempt failed, NULL when sent.';
+COMMENT ON COLUMN notify_attempts.provider_message_id IS 'Queue id the server gave the accepted message.';
+CREATE INDEX notify_attempts_outbox_idx ON notify_attempts (outbox_id, attempt);
+COMMENT ON INDEX notify_attempts_outbox_idx IS 'Attempts of one outbox row, in order.';
+SELECT pg_catalog.pg_extension_config_dump('notify_attempts', '');
+
+-- ---- the worker ----
+CREATE FUNCTION notify_worker_status(
+	OUT pid integer,
+	OUT database text,
+	OUT state text,
+	OUT started_at timestamptz,
+	OUT batches bigint,
+	OUT sent bigint,
+	OUT failed bigint,
+	OUT retried bigint,
+	OUT in_flight integer,
+	OUT last_error text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'notify_worker_status'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION notify_worker_status() IS
+	'Status of the delivery worker from shared memory; see the notify_worker_status view.';
+
+CREATE VIEW notify_worker_status AS SELECT * FROM notify_worker_status();
+COMMENT ON VIEW notify_worker_status IS
+	'The delivery worker: pid, database served, state, start time, and counters since it started (batches claimed, sent, failed, retried, in flight, last error).';
+
+-- ---- admin actions ----
+CREATE FUNCTION notify_retry(id bigint) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	v_status text;
+BEGIN
+	IF id IS NULL THEN
+		RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT o.status INTO v_status FROM notify_outbox o WHERE o.id = notify_retry.id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'notification % does not exist', id USING ERRCODE = 'no_data_found';
+	ELSIF v_status IN ('sent', 'sending') THEN
+		RAISE EXCEPTION 'notification % is %, it cannot be retried', id, v_status
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	UPDATE notify_outbox o
+	SET status = 'pending',
+		next_attempt_at = now(),
+		max_attempts = o.attempts + coalesce((SELECT c.default_max_attempts FROM notify_categories c WHERE c.name = o.category), 5)
+	WHERE o.id = notify_retry.id;
+	RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION notify_retry(bigint) IS
+	'Makes a failed, skipped, canceled or pending notification due now, with a fresh budget of attempts.';
+
+CREATE FUNCTION notify_cancel(id bigint) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	v_status text;
+BEGIN
+	IF id IS NULL THEN
+		RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT o.status INTO v_status FROM notify_outbox o WHERE o.id = notify_cancel.id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'notification % does not exist', id USING ERRCODE = 'no_data_found';
+	ELSIF v_status = 'canceled' THEN
+		RETURN false;
+	ELSIF v_status <> 'pending' THEN
+		RAISE EXCEPTION 'notification % is %, only pending notifications can be canceled', id, v_status
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	UPDATE notify_outbox o SET status = 'canceled' WHERE o.id = notify_cancel.id;
+	RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION notify_cancel(bigint) IS
+	'Cancels a pending notification; true if canceled now, false if it already was.';
+
+CREATE FUNCTION notify_retry_failed(since timestamptz) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF since IS NULL THEN
+		RAISE EXCEPTION 'since must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	UPDATE notify_outbox o
+	SET status = 'pending',
+		next_attempt_at = now(),
+		max_attempts = o.attempts + coalesce((SELECT c.default_max_attempts FROM notify_categories c WHERE c.name = o.category), 5)
+	WHERE o.status = 'failed'
+	  AND EXISTS (SELECT 1 FROM notify_attempts a WHERE a.outbox_id = o.id AND a.finished_at >= since);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION notify_retry_failed(timestamptz) IS
+	'Requeues every failed notification whose last attempts ended at or after since (an outage''s start); returns how many.';
