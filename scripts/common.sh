@@ -6,7 +6,8 @@ NOTIFY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PACKAGES=(make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
-          libcurl4-openssl-dev libcjson-dev libipc-run-perl python3-aiosmtpd)
+          libcurl4-openssl-dev libcjson-dev libipc-run-perl libio-pty-perl
+          python3-aiosmtpd)
 # The system Python has aiosmtpd; a python3 earlier on PATH may not.
 PYTHON=/usr/bin/python3
 
