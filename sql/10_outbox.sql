@@ -167,6 +167,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	v_kind text;
+	v_settings jsonb;
 	v_cat notify_categories;
 	v_id bigint;
 	v_size integer;
@@ -215,7 +216,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	SELECT c.kind INTO v_kind FROM notify_channels c WHERE c.name = channel;
+	SELECT c.kind, c.settings INTO v_kind, v_settings FROM notify_channels c WHERE c.name = channel;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'unknown channel %', notify_quote(channel)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -225,6 +226,14 @@ BEGIN
 		RAISE EXCEPTION 'recipient % is not a valid email address', notify_quote(recipient)
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = 'Channel ' || notify_quote(channel) || ' delivers email and needs an RFC 5321 mailbox such as user@example.com.';
+	ELSIF v_kind = 'webhook' AND NOT v_settings ? 'url'
+		  AND (length(recipient) > 2048 OR recipient !~ '^https?://[^\s/?#@]+(/[^\s]*)?$') THEN
+		RAISE EXCEPTION 'recipient % is not an http:// or https:// URL', notify_quote(recipient)
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = 'Channel ' || notify_quote(channel) || ' posts to the URL given as the recipient.';
+	ELSIF v_kind IN ('webhook', 'slack') AND (length(recipient) > 2048 OR recipient ~ '[[:cntrl:]]') THEN
+		RAISE EXCEPTION 'recipient % must be at most 2048 characters without control characters', notify_quote(recipient)
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
 	SELECT * INTO v_cat FROM notify_categories c WHERE c.name = coalesce(category, 'transactional');

@@ -25,6 +25,7 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -35,7 +36,9 @@
 #include "worker.h"
 
 static Oid	ext_oid = InvalidOid;
+static char *ext_schema = NULL;	/* quoted, in TopMemoryContext */
 static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr claim_channel_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr release_expired_plan = NULL;
 static SPIPlanPtr release_all_plan = NULL;
@@ -55,7 +58,9 @@ claim_extension_ready(void)
 	Oid			oid = get_extension_oid("notify", true);
 	char	   *schema;
 	char	   *q;
-	Oid			claim_types[3] = {INT4OID, FLOAT8OID, TEXTOID};
+	Oid			claim_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTARRAYOID};
+	Oid			claim_channel_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
+	const char *claim_sql;
 	Oid			record_types[3] = {TEXTOID, FLOAT8OID, FLOAT8OID};
 
 	if (oid == ext_oid && OidIsValid(oid))
@@ -73,32 +78,41 @@ claim_extension_ready(void)
 		elog(ERROR, "could not find the schema of extension notify");
 	schema = (char *) quote_identifier(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 
-	claim_plan = prepare(psprintf(
-								  "WITH due AS ("
-								  " SELECT o.id FROM %s.notify_outbox o"
-								  " WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
-								  "   AND o.channel IN (SELECT c.name FROM %s.notify_channels c WHERE c.enabled)"
-								  " ORDER BY o.priority DESC, o.next_attempt_at, o.id"
-								  " LIMIT $1"
-								  " FOR UPDATE OF o SKIP LOCKED)"
-								  " UPDATE %s.notify_outbox o"
-								  " SET status = 'sending',"
-								  "     attempts = o.attempts + 1,"
-								  "     locked_until = now() + make_interval(secs => $2),"
-								  "     message_id = coalesce(o.message_id,"
-								  "         o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@' || $3)"
-								  " FROM due WHERE o.id = due.id"
-								  " RETURNING o.id, o.channel,"
-								  "   (SELECT c.kind FROM %s.notify_channels c WHERE c.name = o.channel),"
-								  "   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts",
-								  schema, schema, schema, schema),
-						 3, claim_types);
+	/*
+	 * The claim.  %%s is the schema; the channel condition (%%s at the end of
+	 * the WHERE clause) differs between the general claim, which leaves out
+	 * rate-limited channels, and the claim for one such channel.
+	 */
+	claim_sql =
+		"WITH due AS ("
+		" SELECT o.id FROM %s.notify_outbox o"
+		" WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
+		"   AND o.channel IN (SELECT c.name FROM %s.notify_channels c WHERE c.enabled)"
+		"   AND %s"
+		" ORDER BY o.priority DESC, o.next_attempt_at, o.id"
+		" LIMIT $1"
+		" FOR UPDATE OF o SKIP LOCKED)"
+		" UPDATE %s.notify_outbox o"
+		" SET status = 'sending',"
+		"     attempts = o.attempts + 1,"
+		"     locked_until = now() + make_interval(secs => $2),"
+		"     message_id = coalesce(o.message_id,"
+		"         o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@' || $3)"
+		" FROM due WHERE o.id = due.id"
+		" RETURNING o.id, o.channel,"
+		"   (SELECT c.kind FROM %s.notify_channels c WHERE c.name = o.channel),"
+		"   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts,"
+		"   o.locale, o.template_version";
+	claim_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel <> ALL ($4)", schema, schema),
+						 4, claim_types);
+	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel = $4", schema, schema),
+								 4, claim_channel_types);
 
 	record_plan = prepare(psprintf(
 								   "WITH r AS ("
 								   " SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text,"
 								   "   attempt integer, code integer, reply text, error text, provider_id text,"
-								   "   started double precision, finished double precision)),"
+								   "   started double precision, finished double precision, retry_after double precision)),"
 								   " upd AS ("
 								   " UPDATE %s.notify_outbox o SET"
 								   "   status = CASE r.outcome"
@@ -111,8 +125,8 @@ claim_extension_ready(void)
 								   "   last_error = CASE WHEN r.outcome IN ('transient', 'permanent') THEN r.error ELSE o.last_error END,"
 								   "   provider_message_id = coalesce(r.provider_id, o.provider_message_id),"
 								   "   next_attempt_at = CASE r.outcome"
-								   "     WHEN 'transient' THEN now() + make_interval(secs =>"
-								   "       least($3, $2 * power(2, o.attempts - 1)) * (0.5 + random() * 0.5) / 1000.0)"
+								   "     WHEN 'transient' THEN now() + make_interval(secs => greatest(coalesce(r.retry_after, 0),"
+								   "       least($3, $2 * power(2, o.attempts - 1)) * (0.5 + random() * 0.5) / 1000.0))"
 								   "     WHEN 'released' THEN now()"
 								   "     ELSE o.next_attempt_at END,"
 								   "   locked_until = NULL"
@@ -141,8 +155,19 @@ claim_extension_ready(void)
 										schema),
 							   0, NULL);
 
+	if (ext_schema != NULL)
+		pfree(ext_schema);
+	ext_schema = MemoryContextStrdup(TopMemoryContext, schema);
 	ext_oid = oid;
 	return true;
+}
+
+/* The extension's schema, quoted for SQL (after claim_extension_ready). */
+const char *
+claim_schema(void)
+{
+	Assert(ext_schema != NULL);
+	return ext_schema;
 }
 
 /*
@@ -159,22 +184,36 @@ claim_release_expired(bool all_sending)
 }
 
 /*
- * Claim up to max_jobs due rows and return them as jobs allocated in the
- * batch's memory context.
+ * Claim up to max_jobs due rows, append them as jobs allocated in the
+ * batch's memory context to jobs, and return it.  With channel NULL, rows
+ * of any channel except those in excluded (rate-limited ones, claimed
+ * separately); otherwise rows of that channel only.
  */
 List *
-claim_jobs(int max_jobs, NotifyBatch *batch)
+claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *excluded)
 {
-	Datum		values[3];
+	Datum		values[4];
 	const char *domain = strrchr(notify_from_address, '@');
-	List	   *jobs = NIL;
 	uint64		i;
 
 	values[0] = Int32GetDatum(max_jobs);
 	values[1] = Float8GetDatum((double) notify_lease_time);
 	values[2] = CStringGetTextDatum(domain != NULL ? domain + 1 : "localhost");
+	if (channel != NULL)
+		values[3] = CStringGetTextDatum(channel);
+	else
+	{
+		Datum	   *names = palloc(sizeof(Datum) * (list_length(excluded) + 1));
+		int			n = 0;
+		ListCell   *lc;
 
-	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		foreach(lc, excluded)
+			names[n++] = CStringGetTextDatum((char *) lfirst(lc));
+		values[3] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+
+	if (SPI_execute_plan(channel != NULL ? claim_channel_plan : claim_plan,
+						 values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim outbox rows");
 
 	for (i = 0; i < SPI_processed; i++)
@@ -184,6 +223,7 @@ claim_jobs(int max_jobs, NotifyBatch *batch)
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 		NotifyJob  *job = palloc0(sizeof(NotifyJob));
 		bool		isnull;
+		Datum		d;
 
 		job->batch = batch;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -195,6 +235,9 @@ claim_jobs(int max_jobs, NotifyBatch *batch)
 		job->message_id = SPI_getvalue(tup, desc, 7);
 		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+		job->locale = SPI_getvalue(tup, desc, 10);
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		job->template_version = isnull ? 0 : DatumGetInt32(d);
 		jobs = lappend(jobs, job);
 		batch->outstanding++;
 		MemoryContextSwitchTo(old);
@@ -240,9 +283,12 @@ claim_record(List *jobs)
 		append_json_string(&buf, "reply", job->reply[0] ? job->reply : NULL);
 		append_json_string(&buf, "error", job->error);
 		append_json_string(&buf, "provider_id", job->provider_id);
-		appendStringInfo(&buf, ",\"started\":%.6f,\"finished\":%.6f}",
+		appendStringInfo(&buf, ",\"started\":%.6f,\"finished\":%.6f",
 						 timestamptz_to_unix(job->started_at),
 						 timestamptz_to_unix(job->finished_at));
+		if (job->retry_after > 0)
+			appendStringInfo(&buf, ",\"retry_after\":%d", job->retry_after);
+		appendStringInfoChar(&buf, '}');
 	}
 	appendStringInfoChar(&buf, ']');
 
@@ -260,7 +306,7 @@ claim_record(List *jobs)
 static void
 forget_plans(void)
 {
-	SPIPlanPtr *plans[] = {&claim_plan, &record_plan, &release_expired_plan, &release_all_plan};
+	SPIPlanPtr *plans[] = {&claim_plan, &claim_channel_plan, &record_plan, &release_expired_plan, &release_all_plan};
 	size_t		i;
 
 	for (i = 0; i < lengthof(plans); i++)

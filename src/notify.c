@@ -342,6 +342,7 @@ notify_shmem_startup(void)
 	{
 		memset(notify_shared, 0, sizeof(NotifySharedState));
 		pg_atomic_init_u32(&notify_shared->worker_procno_plus1, 0);
+		pg_atomic_init_u32(&notify_shared->channels_generation, 1);
 		SpinLockInit(&notify_shared->mutex);
 		notify_shared->state = NOTIFY_WORKER_STOPPED;
 	}

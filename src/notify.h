@@ -61,6 +61,16 @@ typedef enum NotifyWorkerState
 } NotifyWorkerState;
 
 #define NOTIFY_LAST_ERROR_LEN 256
+#define NOTIFY_MAX_BUCKETS 64
+#define NOTIFY_CHANNEL_NAME_LEN 64
+
+/* A channel's token bucket (rate limit), shared by all worker processes. */
+typedef struct NotifyBucket
+{
+	char		channel[NOTIFY_CHANNEL_NAME_LEN];	/* "" when free */
+	double		tokens;
+	TimestampTz updated;
+} NotifyBucket;
 
 typedef struct NotifySharedState
 {
@@ -78,6 +88,10 @@ typedef struct NotifySharedState
 	int			in_flight;
 	TimestampTz last_error_at;
 	char		last_error[NOTIFY_LAST_ERROR_LEN];
+
+	/* bumped by any change to notify_channels or their secrets */
+	pg_atomic_uint32 channels_generation;
+	NotifyBucket buckets[NOTIFY_MAX_BUCKETS];	/* protected by mutex */
 } NotifySharedState;
 
 extern NotifySharedState *notify_shared;

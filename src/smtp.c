@@ -93,7 +93,6 @@ static void handle_reply(SmtpConn *c, int code, const char *line);
 static void finish_job(SmtpConn *c, NotifyOutcome outcome, int code, const char *reply, const char *error);
 static void close_connection(SmtpConn *c);
 static void watch(SmtpConn *c);
-static char *payload_string(Jsonb *payload, const char *key);
 static char *provider_id_from_reply(const char *reply);
 static size_t keep_reply(char *buffer, size_t size, size_t nitems, void *userdata);
 
@@ -115,9 +114,9 @@ smtp_prepare(NotifyJob *job)
 	mail.from_name = pg_server_to_any(notify_from_name, strlen(notify_from_name), PG_UTF8);
 	mail.from_address = notify_from_address;
 	mail.to_address = job->recipient;
-	mail.subject = payload_string(job->payload, "subject");
-	mail.text_body = payload_string(job->payload, "text");
-	mail.html_body = payload_string(job->payload, "html");
+	mail.subject = job->subject;
+	mail.text_body = job->text_body;
+	mail.html_body = job->html_body;
 	mail.message_id = job->message_id;
 	mail.date = timestamptz_to_time_t(GetCurrentTimestamp());
 
@@ -623,23 +622,6 @@ watch(SmtpConn *c)
 		return;
 	transfer_watch(c->fd, c->out_pos < c->out_len ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
 				   socket_ready, c);
-}
-
-/* The string value of payload's top-level key in UTF-8, or NULL. */
-static char *
-payload_string(Jsonb *payload, const char *key)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvString)
-		return NULL;
-	return pg_server_to_any(pnstrdup(v->val.string.val, v->val.string.len),
-							v->val.string.len, PG_UTF8);
 }
 
 /*

@@ -63,6 +63,8 @@ transfer_init(void)
 		elog(FATAL, "could not create a libcurl multi handle");
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	/* HTTP channels limit their own concurrency; keep idle connections for reuse */
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
 }
 
 /*
@@ -118,7 +120,10 @@ transfer_start(NotifyJob *job)
 		transfer_job_done(job);
 		return;
 	}
-	smtp_submit(job);
+	if (strcmp(job->kind, "smtp") == 0)
+		smtp_submit(job);
+	else
+		http_submit(job);
 }
 
 /* A transport finished with job (its outcome is set). */
@@ -148,6 +153,7 @@ void
 transfer_release(bool started)
 {
 	smtp_release(started);
+	http_release(started);
 }
 
 /*

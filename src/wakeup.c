@@ -28,6 +28,7 @@
 #include "wakeup.h"
 
 static bool wake_at_commit = false;
+static bool channels_changed = false;
 
 static void notify_xact_callback(XactEvent event, void *arg);
 
@@ -65,6 +66,9 @@ notify_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			if (channels_changed && notify_shared != NULL)
+				pg_atomic_fetch_add_u32(&notify_shared->channels_generation, 1);
+			channels_changed = false;
 			if (wake_at_commit)
 			{
 				wake_at_commit = false;
@@ -75,6 +79,7 @@ notify_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			wake_at_commit = false;
+			channels_changed = false;
 			break;
 		default:
 			break;
@@ -94,8 +99,25 @@ notify_outbox_wake(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("notify_outbox_wake() must be called as a trigger")));
 
+	notify_wake_at_commit();
+	PG_RETURN_POINTER(NULL);
+}
+
+/* Mark the current transaction so that its COMMIT wakes the worker. */
+void
+notify_wake_at_commit(void)
+{
 	if (!notify_am_worker)
 		wake_at_commit = true;
+}
 
-	PG_RETURN_POINTER(NULL);
+/*
+ * Mark the current transaction as changing channels: at COMMIT (when the
+ * change is visible) the worker is told to reload them, and woken.
+ */
+void
+notify_channels_changed_at_commit(void)
+{
+	channels_changed = true;
+	wake_at_commit = true;
 }

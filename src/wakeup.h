@@ -11,5 +11,7 @@
 
 extern void notify_wakeup_init(void);
 extern void notify_wake_worker(void);
+extern void notify_wake_at_commit(void);
+extern void notify_channels_changed_at_commit(void);
 
 #endif							/* NOTIFY_WAKEUP_H */

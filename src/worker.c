@@ -41,11 +41,14 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "channels.h"
 #include "notify.h"
 #include "worker.h"
 
@@ -61,11 +64,15 @@ PG_FUNCTION_INFO_V1(notify_worker_status);
 
 static MemoryContext worker_cxt = NULL;
 static List *finished = NIL;	/* jobs done, outcome not yet recorded */
+static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
 static TimestampTz first_finished_at = 0;
 
 static void worker_exit(int code, Datum arg);
 static void set_state(NotifyWorkerState state, const char *activity);
 static bool run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry);
+static List *claim_due(NotifyBatch *batch);
+static void fill_content(NotifyJob *job);
+static char *payload_text(Jsonb *payload, const char *key);
 static void start_jobs(List *jobs);
 static void account(List *jobs);
 static void free_recorded(List *jobs);
@@ -159,6 +166,11 @@ notify_worker_main(Datum main_arg)
 			work_hint = true;
 			next_retry = 0;
 		}
+		if (next_token_at != 0 && next_token_at <= now)
+		{
+			work_hint = true;
+			next_token_at = 0;
+		}
 
 		if (!ready)
 		{
@@ -242,6 +254,11 @@ notify_worker_main(Datum main_arg)
 				TimestampDifference(now, next_retry, &secs, &usecs);
 				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
 			}
+			if (next_token_at != 0)
+			{
+				TimestampDifference(now, next_token_at, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
 			if (finished != NIL)
 				timeout = Min(timeout, RECORD_DELAY_MS);
 		}
@@ -275,6 +292,8 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	ready = claim_extension_ready();
+	if (ready)
+		channels_reload(startup);
 	if (ready && startup)
 	{
 		int			n = claim_release_expired(true);
@@ -310,7 +329,7 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 			batch = MemoryContextAllocZero(worker_cxt, sizeof(NotifyBatch));
 			batch->cxt = AllocSetContextCreate(worker_cxt, "notify batch",
 											   ALLOCSET_DEFAULT_SIZES);
-			*claimed = claim_jobs(notify_batch_size - transfer_in_flight(), batch);
+			*claimed = claim_due(batch);
 		}
 	}
 
@@ -339,6 +358,96 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 	return ready;
 }
 
+/*
+ * Claim due rows: first, for each rate-limited channel, as many as it has
+ * tokens; then the rest from every other channel.  Rows held back by a
+ * limit stay pending and are not attempts.  Fills each job's channel and
+ * content.
+ */
+static List *
+claim_due(NotifyBatch *batch)
+{
+	int			room = notify_batch_size - transfer_in_flight();
+	List	   *jobs = NIL;
+	List	   *limited;
+	List	   *excluded = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	/* The job list outlives this transaction's (and SPI's) memory. */
+	old = MemoryContextSwitchTo(batch->cxt);
+	limited = channels_rate_limited();
+	next_token_at = 0;
+	foreach(lc, limited)
+	{
+		NotifyChannel *ch = lfirst(lc);
+		TimestampTz next = 0;
+		int			tokens;
+		int			n;
+
+		excluded = lappend(excluded, ch->name);
+		if (room <= 0)
+			continue;
+		tokens = channel_take_tokens(ch, room, &next);
+		if (tokens == 0)
+		{
+			if (next_token_at == 0 || next < next_token_at)
+				next_token_at = next;
+			continue;
+		}
+		n = list_length(jobs);
+		jobs = claim_jobs(jobs, tokens, batch, ch->name, NIL);
+		n = list_length(jobs) - n;
+		channel_return_tokens(ch, tokens - n);
+		room -= n;
+	}
+	if (room > 0)
+		jobs = claim_jobs(jobs, room, batch, NULL, excluded);
+
+	MemoryContextSwitchTo(batch->cxt);
+	foreach(lc, jobs)
+	{
+		NotifyJob  *job = lfirst(lc);
+
+		job->ch = channel_lookup(job->channel);
+		fill_content(job);
+	}
+	list_free(limited);
+	list_free(excluded);
+	MemoryContextSwitchTo(old);
+	return jobs;
+}
+
+/*
+ * The subject and bodies of job: its template version rendered, or (for
+ * rows without a registered template) the payload's subject, text and
+ * html keys.  Runs in the claim transaction.
+ */
+static void
+fill_content(NotifyJob *job)
+{
+	job->subject = payload_text(job->payload, "subject");
+	job->text_body = payload_text(job->payload, "text");
+	job->html_body = payload_text(job->payload, "html");
+}
+
+/* The string value of payload's top-level key in UTF-8, or NULL. */
+static char *
+payload_text(Jsonb *payload, const char *key)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pg_server_to_any(pnstrdup(v->val.string.val, v->val.string.len),
+							v->val.string.len, PG_UTF8);
+}
+
 /* Build and start sending claimed jobs; those that cannot be built finish at once. */
 static void
 start_jobs(List *jobs)
@@ -354,8 +463,17 @@ start_jobs(List *jobs)
 		MemoryContext old = MemoryContextSwitchTo(job->batch->cxt);
 		bool		ok;
 
-		if (job->kind != NULL && strcmp(job->kind, "smtp") == 0)
+		if (job->ch == NULL || job->kind == NULL)
+		{
+			job->outcome = NOTIFY_OUTCOME_PERMANENT;
+			job->error = psprintf("channel \"%s\" does not exist", job->channel);
+			ok = false;
+		}
+		else if (strcmp(job->kind, "smtp") == 0)
 			ok = smtp_prepare(job);
+		else if (strcmp(job->kind, "webhook") == 0 || strcmp(job->kind, "slack") == 0 ||
+				 strcmp(job->kind, "http_email") == 0)
+			ok = http_prepare(job);
 		else
 		{
 			job->outcome = NOTIFY_OUTCOME_PERMANENT;

@@ -44,7 +44,15 @@ typedef struct NotifyJob
 	char	   *kind;			/* channel kind: smtp, ... */
 	char	   *recipient;
 	char	   *template_key;
+	char	   *locale;			/* resolved at enqueue, may be NULL */
+	int			template_version;	/* 0: no registered template */
 	Jsonb	   *payload;
+	struct NotifyChannel *ch;	/* its channel's configuration */
+
+	/* the content, rendered or taken from the payload */
+	char	   *subject;
+	char	   *text_body;
+	char	   *html_body;
 	char	   *message_id;
 	int			attempt;		/* this attempt's number, from 1 */
 	int			max_attempts;
@@ -60,6 +68,8 @@ typedef struct NotifyJob
 	char		reply[NOTIFY_REPLY_LEN];	/* last server reply line */
 	char	   *error;			/* why it failed, NULL when sent */
 	char	   *provider_id;	/* queue id / provider message id */
+	void	   *transport;		/* the transport's per-request state */
+	int			retry_after;	/* seconds the server asked us to wait, 0: none */
 } NotifyJob;
 
 /* A claim: the jobs it produced and the memory they live in. */
@@ -72,7 +82,8 @@ struct NotifyBatch
 /*---- claim.c: the SQL side ----*/
 extern bool claim_extension_ready(void);
 extern int	claim_release_expired(bool all_sending);
-extern List *claim_jobs(int max_jobs, NotifyBatch *batch);
+extern const char *claim_schema(void);
+extern List *claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *excluded);
 extern TimestampTz claim_record(List *jobs);
 
 /*---- transfer.c: the wait set, libcurl's multi handle, jobs in flight ----*/
@@ -104,6 +115,11 @@ extern void smtp_configure(void);
 extern TimestampTz smtp_next_deadline(void);
 extern void smtp_check_deadlines(TimestampTz now);
 extern void smtp_release(bool started);
+
+/*---- http.c: webhooks, Slack, HTTP email providers ----*/
+extern bool http_prepare(NotifyJob *job);
+extern void http_submit(NotifyJob *job);
+extern void http_release(bool started);
 
 /*---- worker.c ----*/
 extern void worker_set_last_error(const char *msg);

@@ -1,5 +1,6 @@
 -- bad input: a clear error with a SQLSTATE, and nothing written
 SET client_min_messages = warning;
+TRUNCATE notify_outbox;
 \set SHOW_CONTEXT never
 -- try(sql): runs sql and shows the SQLSTATE and message of its error
 CREATE FUNCTION pg_temp.try(sql text, detail boolean DEFAULT true) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,0 +1,179 @@
+# Webhooks, Slack and HTTP email providers against a real HTTP server on
+# 127.0.0.1: Standard Webhooks signatures (checked independently), the
+# retry classes, Retry-After, a rate limit, pause and resume, the
+# private-address guard, and secrets kept out of logs and tables.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Digest::SHA qw(hmac_sha256_base64);
+use MIME::Base64 qw(decode_base64);
+use NotifyTest::HTTP;
+use NotifyTest::Node;
+
+my $secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+my $http = NotifyTest::HTTP->start(verify_webhook_secret => $secret,
+	postmark_token => 'pm-token-123', sendgrid_key => 'sg-key-456');
+my $node = NotifyTest::Node->new('channels',
+	conf => { 'notify.timeout' => q{'2s'}, 'notify.poll_interval' => q{'200ms'},
+		'notify.retry_base' => q{'200ms'}, 'log_statement' => q{'none'} });
+
+sub psql { return $node->safe_psql('postgres', $_[0]); }
+sub wait_status
+{
+	my ($id, $status, $timeout) = @_;
+	return NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox WHERE id = $id", $status, $timeout // 20);
+}
+sub requests_to { my ($p) = @_; return grep { index($_->{path}, $p) == 0 } $http->requests; }
+
+my $url = $http->url('');
+psql(qq{SELECT notify_channel_put('hooks', 'webhook', '{"allow_private_destinations": true}', '$secret')});
+psql(q{SELECT notify_channel_put('strict', 'webhook', '{}', NULL)});
+
+# ---- a signed webhook ----
+my $id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/orders', '{"order": 7, "name": "山田"}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent'), 'webhook sent');
+my ($req) = requests_to('/webhook/orders');
+is($req->{method}, 'POST', 'POST');
+is($req->{headers}{'content-type'}, 'application/json', 'JSON body');
+is($req->{headers}{'webhook-id'}, "msg_$id", 'webhook-id is stable: msg_<outbox id>');
+like($req->{headers}{'webhook-timestamp'}, qr/^\d{10}$/, 'webhook-timestamp in unix seconds');
+ok($req->{signature_valid}, 'the server verified the signature');
+my ($key) = $secret =~ /^whsec_(.*)$/;
+my $expected = hmac_sha256_base64("$req->{headers}{'webhook-id'}.$req->{headers}{'webhook-timestamp'}.$req->{body_bytes}",
+	decode_base64($key));
+$expected .= '=' while length($expected) % 4;
+is($req->{headers}{'webhook-signature'}, "v1,$expected", 'signature matches an independent HMAC-SHA256 (Digest::SHA)');
+is($req->{body_bytes}, '{"name": "山田", "order": 7}', 'body is the payload (UTF-8 intact)');
+is(psql("SELECT response_code, response_text FROM notify_attempts WHERE outbox_id = $id"), '200|HTTP 200: ok',
+	'attempt records the status and the body prefix');
+
+# key rotation: two secrets, two signatures
+my $new = psql('SELECT notify_generate_webhook_secret()');
+psql(qq{SELECT notify_channel_put('hooks', 'webhook', '{"allow_private_destinations": true}', '$new $secret')});
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/rotated', '{"order": 8}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent'), 'sent during rotation');
+($req) = requests_to('/webhook/rotated');
+my @sigs = split / /, $req->{headers}{'webhook-signature'};
+is(scalar @sigs, 2, 'two signatures during key rotation');
+ok($req->{signature_valid}, 'the old secret still verifies');
+
+# ---- retry classes ----
+$http->set_mode({ rules => [ { path => '/webhook/flaky', status => 500, count => 1 } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/flaky', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent'), '500 once, then sent');
+is(psql("SELECT string_agg(outcome || ':' || response_code, ',' ORDER BY attempt) FROM notify_attempts WHERE outbox_id = $id"),
+	'transient:500,sent:200', '500 is transient');
+
+$http->set_mode({ rules => [ { path => '/webhook/busy', status => 429, retry_after => 2, count => 1 } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/busy', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent', 30), '429 with Retry-After, then sent');
+my @busy = requests_to('/webhook/busy');
+cmp_ok($busy[1]{time} - $busy[0]{done}, '>=', 1.9, sprintf('Retry-After: 2 honoured (waited %.2f s, retry_base is 200 ms)', $busy[1]{time} - $busy[0]{done}));
+
+$http->set_mode({ rules => [ { path => '/webhook/gone', status => 404 } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/gone', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'failed'), '404: failed');
+is(psql("SELECT attempts, last_error FROM notify_outbox WHERE id = $id"), '1|http: status 404', '404 is permanent: one attempt');
+
+$http->set_mode({ rules => [ { path => '/webhook/moved', status => 301, headers => { Location => "$url/webhook/elsewhere" } } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/moved', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'failed'), 'redirect: not followed, failed');
+
+$http->set_mode({ rules => [ { path => '/webhook/timeout', status => 408, count => 1 } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/timeout', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent'), '408 is transient');
+
+$http->set_mode({ rules => [ { path => '/webhook/stall', mode => 'stall', seconds => 5, count => 1 } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/stall', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent', 30), 'a stalled server times out (notify.timeout 2s) and the retry is sent');
+like(psql("SELECT error FROM notify_attempts WHERE outbox_id = $id AND attempt = 1"), qr/timeout|timed out/i, 'timeout recorded');
+
+$http->set_mode({ rules => [ { path => '/webhook/reset', mode => 'reset', count => 1 } ] });
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/reset', '{}', channel => 'hooks')});
+ok(defined wait_status($id, 'sent', 30), 'a connection reset is transient');
+$http->set_mode({});
+
+# ---- the private-address guard ----
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/private', '{}', channel => 'strict')});
+ok(defined wait_status($id, 'failed'), 'loopback destination refused by default');
+like(psql("SELECT last_error FROM notify_outbox WHERE id = $id"), qr/loopback, private or link-local/, 'and says why');
+is(scalar(requests_to('/webhook/private')), 0, 'nothing reached the server');
+
+# ---- pause and resume ----
+psql(q{SELECT notify_channel_pause('hooks')});
+$id = psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/paused', '{}', channel => 'hooks')});
+sleep 1.5;
+is(psql("SELECT status FROM notify_outbox WHERE id = $id"), 'pending', 'paused channel: the row stays pending');
+is(scalar(requests_to('/webhook/paused')), 0, 'nothing sent while paused');
+psql(q{SELECT notify_channel_resume('hooks')});
+ok(defined wait_status($id, 'sent', 5), 'resumed: delivered');
+
+# ---- rate limit: 5 messages/s ----
+psql(q{SELECT notify_channel_put('limited', 'webhook', '{"allow_private_destinations": true, "rate_limit": 5}')});
+psql(qq{SELECT count(notify_enqueue('order.shipped', '${url}/webhook/limited', jsonb_build_object('n', i), channel => 'limited')) FROM generate_series(1, 30) i});
+ok(defined NotifyTest::Node::wait_for($node,
+		q{SELECT count(*) FROM notify_outbox WHERE channel = 'limited' AND status = 'sent'}, '30', 30),
+	'30 rate-limited webhooks sent');
+my @lim = sort { $a <=> $b } map { $_->{time} } requests_to('/webhook/limited');
+my $span = $lim[-1] - $lim[0];
+my $max_window = 0;
+for my $i (0 .. $#lim)
+{
+	my $n = grep { $_ >= $lim[$i] && $_ < $lim[$i] + 1 } @lim;
+	$max_window = $n if $n > $max_window;
+}
+cmp_ok($span, '>=', 4.5, sprintf('30 at 5/s took %.2f s (bucket starts with 5)', $span));
+cmp_ok($max_window, '<=', 10, "at most 10 in any 1 s window (5/s plus the initial burst): $max_window");
+is(psql(q{SELECT max(attempts) FROM notify_outbox WHERE channel = 'limited'}), '1', 'held-back messages were not attempts');
+
+# ---- Slack ----
+psql(qq{SELECT notify_channel_put('ops-slack', 'slack', '{"allow_private_destinations": true}', '${url}/slack/T000/B000/XXXX')});
+$id = psql(q{SELECT notify_enqueue('ops.alert', '#ops', '{"text": "disk 91% full", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*disk* 91%"}}]}', channel => 'ops-slack')});
+ok(defined wait_status($id, 'sent'), 'Slack message sent');
+($req) = requests_to('/slack/');
+like($req->{body}, qr/"text":"disk 91% full"/, 'Slack text');
+like($req->{body}, qr/"blocks":\[\{.*"type":"section"/, 'Slack blocks');
+
+# ---- HTTP email providers ----
+psql(qq{SELECT notify_channel_put('pm', 'http_email',
+	'{"provider": "postmark", "url": "${url}/postmark/email", "from_address": "support\@example.com", "from_name": "Support", "allow_private_destinations": true}',
+	'pm-token-123')});
+$id = psql(q{SELECT notify_enqueue('ticket.replied', 'a@example.com', '{"subject": "Re: 42", "text": "Fixed.", "html": "<p>Fixed.</p>"}', channel => 'pm')});
+ok(defined wait_status($id, 'sent'), 'Postmark: sent');
+($req) = requests_to('/postmark/email');
+is($req->{status}, 200, 'Postmark emulation accepted the request shape');
+is(psql("SELECT provider_message_id FROM notify_outbox WHERE id = $id"), $req->{provider_message_id},
+	'provider_message_id is Postmark\'s MessageID');
+$id = psql(q{SELECT notify_enqueue('ticket.replied', 'inactive@example.com', '{"subject": "s", "text": "t"}', channel => 'pm')});
+ok(defined wait_status($id, 'failed'), 'Postmark 422 (inactive recipient): failed permanently');
+
+psql(qq{SELECT notify_channel_put('sg', 'http_email',
+	'{"provider": "sendgrid", "url": "${url}/sendgrid/v3/mail/send", "from_address": "support\@example.com", "allow_private_destinations": true}',
+	'sg-key-456')});
+$id = psql(q{SELECT notify_enqueue('ticket.replied', 'b@example.com', '{"subject": "Re: 43", "text": "Done.", "html": "<p>Done.</p>"}', channel => 'sg')});
+ok(defined wait_status($id, 'sent'), 'SendGrid: sent');
+($req) = requests_to('/sendgrid/');
+is($req->{status}, 202, 'SendGrid emulation accepted the request shape');
+is(psql("SELECT provider_message_id FROM notify_outbox WHERE id = $id"), $req->{provider_message_id},
+	'provider_message_id is SendGrid\'s X-Message-Id');
+psql(qq{SELECT notify_channel_put('sg', 'http_email', '{"provider": "sendgrid", "url": "${url}/sendgrid/v3/mail/send", "allow_private_destinations": true}', 'wrong-key')});
+$id = psql(q{SELECT notify_enqueue('ticket.replied', 'c@example.com', '{"subject": "s", "text": "t"}', channel => 'sg')});
+ok(defined NotifyTest::Node::wait_for($node, "SELECT attempts >= 2 FROM notify_outbox WHERE id = $id", 't', 20),
+	'a wrong API token (401) is transient: retried');
+
+# ---- secrets stay secret ----
+my $log = slurp_file($node->logfile);
+for my $s ($secret, $new, 'pm-token-123', 'sg-key-456', 'wrong-key', '/slack/T000/B000/XXXX')
+{
+	unlike($log, qr/\Q$s\E/, "server log does not contain the secret $s");
+	is(psql(qq{SELECT count(*) FROM notify_attempts WHERE concat(response_text, error) LIKE '%$s%'})
+		  + psql(qq{SELECT count(*) FROM notify_outbox WHERE concat(last_error, '') LIKE '%$s%'}),
+		0, "no attempt or outbox row mentions $s");
+}
+
+$node->stop;
+$http->stop;
+done_testing();
