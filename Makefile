@@ -34,3 +34,8 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	  for f in $(SQL_PARTS); do echo; echo "-- ---- $$f ----"; cat $$f; done ) > $@
 
 $(OBJS): $(HEADERS)
+
+# The shipped templates (templates/) become version 1 of each template.
+TEMPLATE_FILES = $(sort $(shell find $(srcdir)/templates -type f))
+sql/60_default_templates.sql: scripts/templates-to-sql.sh $(TEMPLATE_FILES)
+	scripts/templates-to-sql.sh --extension templates > $@

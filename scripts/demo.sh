@@ -49,20 +49,22 @@ psql_demo -q <<'SQL'
 \echo
 \echo '== CREATE EXTENSION notify, and a small business schema'
 CREATE EXTENSION notify;
-CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text NOT NULL);
+CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text NOT NULL, locale text NOT NULL);
 CREATE TABLE tickets (id int PRIMARY KEY, user_id int REFERENCES users, subject text NOT NULL);
 CREATE TABLE ticket_replies (id int PRIMARY KEY, ticket_id int REFERENCES tickets, body text NOT NULL);
-INSERT INTO users VALUES (1, 'hanako@example.com', 'Hanako Yamada'), (2, 'lee@example.com', 'Lee Chen');
-INSERT INTO tickets VALUES (42, 1, 'Invoice shows the wrong address'), (43, 2, 'Cannot log in');
+INSERT INTO users VALUES (1, 'hanako@example.com', '山田 花子', 'ja'), (2, 'lee@example.com', 'Lee Chen', 'en');
+INSERT INTO tickets VALUES (42, 1, '請求書の住所が違います'), (43, 2, 'Cannot log in');
 
 \echo
 \echo '== A business transaction: the reply and its notification commit together'
 BEGIN;
-INSERT INTO ticket_replies VALUES (7, 42, 'We have corrected the address; a new invoice is attached to your account.');
+INSERT INTO ticket_replies VALUES (7, 42, '住所を修正しました。新しい請求書をアカウント画面からご確認いただけます。');
 SELECT notify_enqueue('ticket.replied', u.email,
-       jsonb_build_object('ticket_id', t.id,
-                          'subject', 'Re: ' || t.subject || ' [#' || t.id || ']',
-                          'text', 'Hello ' || u.name || E',\n\n' || r.body || E'\n\n-- Example Support'),
+       jsonb_build_object('product_name', 'Acme Cloud', 'customer_name', u.name,
+                          'ticket_id', t.id, 'ticket_subject', t.subject,
+                          'agent_name', 'Sam', 'reply_body', r.body,
+                          'ticket_url', 'https://help.example.com/tickets/' || t.id),
+       locale => u.locale,
        dedup_key => 'ticket_reply:' || t.id || ':' || r.id) AS outbox_id
 FROM ticket_replies r JOIN tickets t ON t.id = r.ticket_id JOIN users u ON u.id = t.user_id
 WHERE r.id = 7;
@@ -72,21 +74,28 @@ COMMIT;
 \echo '== A transaction that rolls back leaves nothing behind'
 BEGIN;
 INSERT INTO ticket_replies VALUES (8, 43, 'Draft reply that is discarded.');
-SELECT notify_enqueue('ticket.replied', 'lee@example.com',
-       '{"ticket_id": 43, "subject": "Re: Cannot log in", "text": "draft"}',
+SELECT notify_enqueue('notify.message', 'lee@example.com',
+       '{"subject": "Re: Cannot log in", "text": "draft"}',
        dedup_key => 'ticket_reply:43:8') AS outbox_id;
 ROLLBACK;
 SELECT count(*) AS rows_for_rolled_back_reply FROM notify_outbox WHERE dedup_key = 'ticket_reply:43:8';
 
 \echo
 \echo '== A retried request enqueues the same dedup key again: one row, same id'
-SELECT notify_enqueue('ticket.replied', 'hanako@example.com', '{"ticket_id": 42}',
+SELECT notify_enqueue('notify.message', 'hanako@example.com', '{"subject": "again", "text": "again"}',
                       dedup_key => 'ticket_reply:42:7') AS outbox_id_again;
 
 \echo
 \echo '== Bad input gets a clear error and writes nothing'
 \set ON_ERROR_STOP 0
 SELECT notify_enqueue('ticket.replied', E'hanako@example.com\r\nBcc: everyone@example.com', '{}');
+SELECT notify_enqueue('ticket.replied', 'lee@example.com', '{"ticket_id": "43"}');
+
+\echo
+\echo '== The template the worker renders, previewed'
+SELECT subject, template_version, locale FROM notify_preview('ticket.replied',
+       '{"product_name": "Acme Cloud", "ticket_id": 42, "ticket_subject": "Invoice", "agent_name": "Sam",
+         "reply_body": "Fixed.", "ticket_url": "https://help.example.com/tickets/42"}', 'en');
 \set ON_ERROR_STOP 1
 
 \echo
@@ -102,7 +111,7 @@ END $$;
 \echo
 \echo '== The outbox through the admin view'
 SELECT * FROM notify_queue;
-SELECT id, template_key, recipient, status, attempts, dedup_key,
+SELECT id, template_key, template_version AS v, locale, recipient, status, attempts, dedup_key,
        round(extract(epoch FROM sent_at - created_at) * 1000, 1) AS ms_to_sent,
        provider_message_id
 FROM notify_outbox ORDER BY id;
@@ -119,6 +128,14 @@ for f in "$MAIL"/*.eml; do
 	echo "--- $f"
 	sed -n '1,/^\r\{0,1\}$/p' "$f" | tr -d '\r'
 	echo "(body follows; $(wc -c <"$f") bytes in all)"
+	"$PYTHON" - "$f" <<'PY'
+import email, sys
+from email import policy
+msg = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
+print("Decoded subject:", msg["Subject"])
+print("Decoded text part:")
+print(msg.get_body(preferencelist=("plain",)).get_content())
+PY
 done
 
 if [ "${NOTIFY_DEMO_KEEP:-0}" = 1 ]; then

@@ -6,6 +6,13 @@
 source "$(dirname "$0")/common.sh"
 
 install_packages
+
+say "checking that sql/60_default_templates.sql matches templates/"
+"$NOTIFY_ROOT/scripts/templates-to-sql.sh" --extension "$NOTIFY_ROOT/templates" \
+	| cmp -s - "$NOTIFY_ROOT/sql/60_default_templates.sql" || {
+	echo "sql/60_default_templates.sql is stale: run make (or scripts/templates-to-sql.sh --extension templates > sql/60_default_templates.sql)" >&2
+	exit 1
+}
 build_and_install
 
 WORK=$(scratch_dir /tmp/notify-test)

@@ -127,6 +127,7 @@ CREATE INDEX notify_outbox_lease_idx ON notify_outbox (locked_until)
 COMMENT ON INDEX notify_outbox_lease_idx IS 'Finds sending rows whose lease expired.';
 
 SELECT pg_catalog.pg_extension_config_dump('notify_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('notify_outbox_id_seq', '');
 
 CREATE FUNCTION notify_outbox_wake() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'notify_outbox_wake'
@@ -171,6 +172,9 @@ DECLARE
 	v_cat notify_categories;
 	v_id bigint;
 	v_size integer;
+	v_version integer;
+	v_locale text;
+	v_tcat text;
 BEGIN
 	IF template_key IS NULL THEN
 		RAISE EXCEPTION 'template_key must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -236,7 +240,18 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	SELECT * INTO v_cat FROM notify_categories c WHERE c.name = coalesce(category, 'transactional');
+	-- The template: email needs a registered one (unknown keys, locales
+	-- without a template and payloads that miss variables are refused
+	-- here); webhooks and Slack use one when the key has one, else the
+	-- payload as it is.  The resolved version and locale are kept, so
+	-- retries render the same wording.
+	IF v_kind IN ('smtp', 'http_email')
+	   OR EXISTS (SELECT 1 FROM notify_templates t WHERE t.template_key = notify_enqueue.template_key) THEN
+		SELECT r.template_version, r.locale, r.category INTO v_version, v_locale, v_tcat
+		FROM notify_template_resolve(template_key, locale, payload) r;
+	END IF;
+
+	SELECT * INTO v_cat FROM notify_categories c WHERE c.name = coalesce(category, v_tcat, 'transactional');
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'unknown category %', notify_quote(category)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -255,10 +270,10 @@ BEGIN
 
 	LOOP
 		INSERT INTO notify_outbox AS o
-			(dedup_key, template_key, locale, channel, category, recipient, payload,
+			(dedup_key, template_key, template_version, locale, channel, category, recipient, payload,
 			 priority, max_attempts, send_at, next_attempt_at, actor, metadata)
 		VALUES
-			(dedup_key, template_key, locale, channel, v_cat.name, recipient, payload,
+			(dedup_key, template_key, v_version, coalesce(v_locale, locale), channel, v_cat.name, recipient, payload,
 			 coalesce(priority, v_cat.default_priority), v_cat.default_max_attempts,
 			 coalesce(send_at, now()), coalesce(send_at, now()),
 			 coalesce(actor, nullif(current_setting('notify.actor'), '')), metadata)

@@ -35,6 +35,7 @@ COMMENT ON COLUMN notify_attempts.provider_message_id IS 'Queue id the server ga
 CREATE INDEX notify_attempts_outbox_idx ON notify_attempts (outbox_id, attempt);
 COMMENT ON INDEX notify_attempts_outbox_idx IS 'Attempts of one outbox row, in order.';
 SELECT pg_catalog.pg_extension_config_dump('notify_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('notify_attempts_id_seq', '');
 
 -- ---- the worker ----
 CREATE FUNCTION notify_worker_status(

@@ -160,6 +160,7 @@ typedef struct MRender
 	Size		max_output;
 	int			max_depth;
 	int			depth;			/* partials currently being rendered */
+	bool		escape;			/* {{name}} escapes HTML */
 
 	MustachePartials *partials;
 
@@ -1262,7 +1263,7 @@ render_nodes(MRender *rs, const MustacheTemplate *tpl, int from, int to)
 			case MN_ESCAPED:
 			case MN_RAW:
 				if (resolve_name(rs, tpl, n->part, n->nparts, &v))
-					emit_value(rs, &v, n->kind == MN_ESCAPED);
+					emit_value(rs, &v, n->kind == MN_ESCAPED && rs->escape);
 				break;
 
 			case MN_SECTION:
@@ -1301,6 +1302,7 @@ mustache_render_ext(const MustacheTemplate *tpl, JsonbContainer *context,
 	rs.out = out;
 	rs.base = out->len;
 	rs.max_output = MUSTACHE_DEFAULT_MAX_OUTPUT;
+	rs.escape = !(options != NULL && options->plain_text);
 	rs.max_depth = MUSTACHE_DEFAULT_MAX_PARTIAL_DEPTH;
 	if (options != NULL)
 	{

@@ -70,6 +70,8 @@ typedef struct MustacheOptions
 	int			max_partial_depth;
 	/* bytes one render may append to out; 0 means the default (1 MB) */
 	Size		max_output;
+	/* true: {{name}} is not HTML-escaped (subjects and text/plain bodies) */
+	bool		plain_text;
 } MustacheOptions;
 
 /*

@@ -50,6 +50,7 @@
 
 #include "channels.h"
 #include "notify.h"
+#include "template.h"
 #include "worker.h"
 
 bool		notify_am_worker = false;
@@ -419,13 +420,32 @@ claim_due(NotifyBatch *batch)
 }
 
 /*
- * The subject and bodies of job: its template version rendered, or (for
- * rows without a registered template) the payload's subject, text and
- * html keys.  Runs in the claim transaction.
+ * The subject and bodies of job: its template version rendered (compiled
+ * templates are cached per process), or for rows without a template (a
+ * webhook's event, a Slack message) the payload's subject, text and html
+ * keys.  Runs in the claim transaction.  A template that cannot be
+ * rendered fails the message (permanent), with the reason.
  */
 static void
 fill_content(NotifyJob *job)
 {
+	if (job->template_version > 0)
+	{
+		NotifyRendered out;
+		char	   *error = NULL;
+
+		if (!notify_template_render(job->template_key, job->locale, job->template_version,
+									job->payload, &out, &error))
+		{
+			job->outcome = NOTIFY_OUTCOME_PERMANENT;
+			job->error = psprintf("template not rendered: %s", error);
+			return;
+		}
+		job->subject = out.subject ? pg_server_to_any(out.subject, strlen(out.subject), PG_UTF8) : NULL;
+		job->text_body = out.text_body ? pg_server_to_any(out.text_body, strlen(out.text_body), PG_UTF8) : NULL;
+		job->html_body = out.html_body ? pg_server_to_any(out.html_body, strlen(out.html_body), PG_UTF8) : NULL;
+		return;
+	}
 	job->subject = payload_text(job->payload, "subject");
 	job->text_body = payload_text(job->payload, "text");
 	job->html_body = payload_text(job->payload, "html");
@@ -463,7 +483,9 @@ start_jobs(List *jobs)
 		MemoryContext old = MemoryContextSwitchTo(job->batch->cxt);
 		bool		ok;
 
-		if (job->ch == NULL || job->kind == NULL)
+		if (job->outcome != NOTIFY_OUTCOME_NONE)
+			ok = false;			/* failed already (template not rendered) */
+		else if (job->ch == NULL || job->kind == NULL)
 		{
 			job->outcome = NOTIFY_OUTCOME_PERMANENT;
 			job->error = psprintf("channel \"%s\" does not exist", job->channel);

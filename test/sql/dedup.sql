@@ -1,5 +1,9 @@
 -- dedup keys: a second enqueue returns the first row's id and writes nothing
 SET client_min_messages = warning;
+-- mechanics, not wording: give the keys used here a schema-less template
+SELECT count(notify_template_put(k, 'en', 'Test {{{n}}}', 'Body')) AS test_templates
+FROM unnest(ARRAY['ticket.replied', 'ticket.created', 'user.password_reset', 'billing.payment_failed',
+                  'product.update', 'priv.check', 'race.test', 'user.signup', 'a.b']) k;
 
 SELECT notify_enqueue('billing.payment_failed', 'pay@example.com', '{"invoice": 1}',
                       dedup_key => 'payment_failed:1') AS first_id \gset

@@ -2,6 +2,10 @@
 SET client_min_messages = warning;
 \set SHOW_CONTEXT never
 TRUNCATE notify_outbox;
+-- mechanics, not wording: give the keys used here a schema-less template
+SELECT count(notify_template_put(k, 'en', 'Test {{{n}}}', 'Body')) AS test_templates
+FROM unnest(ARRAY['ticket.replied', 'ticket.created', 'user.password_reset', 'billing.payment_failed',
+                  'product.update', 'priv.check', 'race.test', 'user.signup', 'a.b']) k;
 
 -- a business schema like the README's
 CREATE TABLE tickets (id int PRIMARY KEY, subject text, customer text);

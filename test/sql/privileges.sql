@@ -1,6 +1,10 @@
 -- PUBLIC gets nothing; an application needs only EXECUTE on notify_enqueue
 SET client_min_messages = warning;
 \set SHOW_CONTEXT never
+-- mechanics, not wording: give the keys used here a schema-less template
+SELECT count(notify_template_put(k, 'en', 'Test {{{n}}}', 'Body')) AS test_templates
+FROM unnest(ARRAY['ticket.replied', 'ticket.created', 'user.password_reset', 'billing.payment_failed',
+                  'product.update', 'priv.check', 'race.test', 'user.signup', 'a.b']) k;
 
 CREATE ROLE notify_app LOGIN;
 CREATE ROLE notify_nobody LOGIN;

@@ -2,6 +2,10 @@
 SET client_min_messages = warning;
 TRUNCATE notify_outbox;
 \set SHOW_CONTEXT never
+-- mechanics, not wording: give the keys used here a schema-less template
+SELECT count(notify_template_put(k, 'en', 'Test {{{n}}}', 'Body')) AS test_templates
+FROM unnest(ARRAY['ticket.replied', 'ticket.created', 'user.password_reset', 'billing.payment_failed',
+                  'product.update', 'priv.check', 'race.test', 'user.signup', 'a.b']) k;
 -- try(sql): runs sql and shows the SQLSTATE and message of its error
 CREATE FUNCTION pg_temp.try(sql text, detail boolean DEFAULT true) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -106,3 +110,14 @@ SELECT count(*) AS rows_written FROM notify_outbox WHERE template_key LIKE 'user
 -- the table's own checks hold against direct writes
 SELECT pg_temp.try($q$INSERT INTO notify_outbox (template_key, recipient, payload) VALUES ('a.b', 'q@example.com', '[]')$q$, false);
 SELECT pg_temp.try($q$INSERT INTO notify_outbox (template_key, recipient, status) VALUES ('a.b', 'q@example.com', 'lost')$q$, false);
+
+-- templates: email needs a registered template, and the payload must satisfy its schema
+SELECT pg_temp.try($q$SELECT notify_enqueue('nope.unknown', 'a@example.com', '{}')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.email_verification', 'a@example.com', '{"verify_url": 42}')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.email_verification', 'a@example.com', '{}', locale => 'xx')$q$);
+-- a webhook event needs no template: its payload is the body
+SELECT notify_channel_put('test-hooks', 'webhook', '{}');
+SELECT notify_enqueue('order.shipped', 'https://example.com/hook', '{"order": 1}', channel => 'test-hooks') > 0 AS webhook_without_template;
+SELECT template_version IS NULL AS no_template FROM notify_outbox WHERE channel = 'test-hooks';
+DELETE FROM notify_outbox WHERE channel = 'test-hooks';
+DELETE FROM notify_channels WHERE name = 'test-hooks';

@@ -24,7 +24,7 @@ ok( $node->wait_for_log(qr/extension "notify" is not installed in database "post
 $node->safe_psql('postgres', 'CREATE EXTENSION notify');
 my $t0 = time;
 my $id = $node->safe_psql('postgres',
-	q{SELECT notify_enqueue('ticket.replied', 'first@example.com', '{"subject": "Hello", "text": "First message"}')});
+	q{SELECT notify_enqueue('notify.message', 'first@example.com', '{"subject": "Hello", "text": "First message"}')});
 is($smtp->wait_for_count(1, 10), 1, 'CREATE EXTENSION, then enqueue: delivered without a restart');
 my $first_latency = time - $t0;
 cmp_ok($first_latency, '<', 5, "delivered in ${first_latency}s although the poll interval is 60 s");
@@ -56,7 +56,7 @@ for my $i (1 .. 5)
 	my $before = $smtp->count;
 	my $t = time;
 	$node->safe_psql('postgres',
-		qq{BEGIN; SELECT notify_enqueue('ticket.replied', 'c$i\@example.com', '{"subject": "s", "text": "t"}'); COMMIT;});
+		qq{BEGIN; SELECT notify_enqueue('notify.message', 'c$i\@example.com', '{"subject": "s", "text": "t"}'); COMMIT;});
 	$smtp->wait_for_count($before + 1, 10);
 	push @lat, time - $t;
 }
@@ -65,9 +65,9 @@ cmp_ok($sorted[2], '<', 1, "median commit-to-accepted latency $sorted[2]s with a
 
 my $before = $smtp->count;
 $node->safe_psql('postgres',
-	q{BEGIN; SELECT notify_enqueue('ticket.replied', 'rolled@example.com', '{"subject": "s", "text": "t"}'); ROLLBACK;});
+	q{BEGIN; SELECT notify_enqueue('notify.message', 'rolled@example.com', '{"subject": "s", "text": "t"}'); ROLLBACK;});
 $node->safe_psql('postgres',
-	q{SELECT notify_enqueue('ticket.replied', 'after@example.com', '{"subject": "s", "text": "t"}')});
+	q{SELECT notify_enqueue('notify.message', 'after@example.com', '{"subject": "s", "text": "t"}')});
 $smtp->wait_for_count($before + 1, 10);
 sleep 0.3;
 is(scalar(grep { $_->{rcpt_tos}[0] eq 'rolled@example.com' } $smtp->messages), 0, 'rolled back: never sent');
@@ -94,7 +94,7 @@ sleep 0.5;
 $before = $smtp->count;
 $node->safe_psql('postgres', q{
 	BEGIN;
-	SELECT notify_enqueue('ticket.replied', 'prepared@example.com', '{"subject": "s", "text": "t"}');
+	SELECT notify_enqueue('notify.message', 'prepared@example.com', '{"subject": "s", "text": "t"}');
 	PREPARE TRANSACTION 'p1';
 });
 sleep 1.5;
@@ -103,9 +103,32 @@ is(scalar(grep { $_->{rcpt_tos}[0] eq 'prepared@example.com' } $smtp->messages),
 $node->safe_psql('postgres', q{COMMIT PREPARED 'p1'});
 is($smtp->wait_for_count($before + 1, 5), $before + 1, 'COMMIT PREPARED is delivered by the fallback poll');
 
+# ---- a shipped template in Japanese: the worker renders what notify_preview shows ----
+my $payload = q{{"product_name": "Acme", "ticket_id": 42, "ticket_subject": "請求書の住所が違います", "agent_name": "佐藤", "customer_name": "山田 花子", "reply_body": "住所を修正しました。新しい請求書をご確認ください。", "ticket_url": "https://help.example.com/t/42"}};
+$before = $smtp->count;
+my $tid = $node->safe_psql('postgres',
+	qq{SELECT notify_enqueue('ticket.replied', 'hanako\@example.com', '$payload', locale => 'ja-JP')});
+is($smtp->wait_for_count($before + 1, 10), $before + 1, 'templated message delivered');
+is($node->safe_psql('postgres', "SELECT template_version || ' ' || locale FROM notify_outbox WHERE id = $tid"),
+	'1 ja', 'row records the resolved template version and locale (ja-JP -> ja)');
+my ($psubject, $ptext) = split /\x1f/, $node->safe_psql('postgres',
+	qq{SELECT subject || chr(31) || text_body FROM notify_preview('ticket.replied', '$payload', 'ja-JP')});
+my $eml = $smtp->message_bytes($before);
+my ($subject_header) = $eml =~ /^(Subject:.*?)\r\n(?![ \t])/ms;
+$subject_header =~ s/\r\n([ \t])/$1/g;
+$subject_header =~ s/^Subject: //;
+require Encode;
+is(Encode::decode('MIME-Header', $subject_header), Encode::decode('UTF-8', $psubject),
+	'the Subject header decodes to the previewed Japanese subject');
+my ($b64) = $eml =~ m{Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n(.*?)\r\n\r\n}s;
+require MIME::Base64;
+my $text = MIME::Base64::decode_base64($b64 // '');
+$text =~ s/\r\n/\n/g;
+is($text, $ptext, 'the text part decodes to the previewed Japanese body, byte for byte');
+
 # ---- status view and pg_stat_activity ----
 my $status = $node->safe_psql('postgres',
-	q{SELECT pid > 0, database, state, sent >= 9, failed, in_flight FROM notify_worker_status});
+	q{SELECT pid > 0, database, state, sent >= 10, failed, in_flight FROM notify_worker_status});
 is($status, 't|postgres|idle|t|0|0', 'notify_worker_status');
 is($node->safe_psql('postgres',
 		q{SELECT backend_type, state FROM pg_stat_activity WHERE backend_type = 'notify worker'}),

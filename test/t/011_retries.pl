@@ -19,7 +19,7 @@ sub enqueue
 {
 	my ($rcpt) = @_;
 	return $node->safe_psql('postgres',
-		qq{SELECT notify_enqueue('ticket.replied', '$rcpt', '{"subject": "s", "text": "t"}')});
+		qq{SELECT notify_enqueue('notify.message', '$rcpt', '{"subject": "s", "text": "t"}')});
 }
 
 sub wait_row
@@ -77,7 +77,7 @@ is(received('stall@example.com'), 1, 'delivered once');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET notify.smtp_url = 'smtp://127.0.0.1:9'; SELECT pg_reload_conf();});
 sleep 0.3;
 $id = $node->safe_psql('postgres',
-	q{SELECT notify_enqueue('ticket.replied', 'refused@example.com', '{"subject": "s", "text": "t"}', category => 'internal')});
+	q{SELECT notify_enqueue('notify.message', 'refused@example.com', '{"subject": "s", "text": "t"}', category => 'internal')});
 $node->safe_psql('postgres', "UPDATE notify_outbox SET max_attempts = 3 WHERE id = $id");
 ok(defined wait_row($id, 'failed', 30), 'refused connections: failed after max_attempts');
 is($node->safe_psql('postgres',
@@ -114,7 +114,7 @@ ok(defined NotifyTest::Node::wait_for($node,
 	'and they are sent');
 
 my $later = $node->safe_psql('postgres',
-	q{SELECT notify_enqueue('ticket.replied', 'later@example.com', '{"subject": "s", "text": "t"}', send_at => now() + interval '1 hour')});
+	q{SELECT notify_enqueue('notify.message', 'later@example.com', '{"subject": "s", "text": "t"}', send_at => now() + interval '1 hour')});
 is($node->safe_psql('postgres', "SELECT notify_cancel($later)"), 't', 'notify_cancel a scheduled row');
 is($node->safe_psql('postgres', "SELECT notify_cancel($later)"), 'f', 'canceling again is a no-op');
 my ($rc, $out, $err) = $node->psql('postgres', "SELECT notify_cancel($ids[0])");

@@ -24,7 +24,7 @@ sub enqueue_many
 {
 	my ($prefix, $n) = @_;
 	$node->safe_psql('postgres', qq{
-		SELECT count(notify_enqueue('ticket.replied', '$prefix' || i || '\@example.com',
+		SELECT count(notify_enqueue('notify.message', '$prefix' || i || '\@example.com',
 			jsonb_build_object('subject', 'n' || i, 'text', 'body')))
 		FROM generate_series(1, $n) i});
 }
@@ -69,7 +69,7 @@ cmp_ok($dups, '<=', 20, "duplicates ($dups) at most the in-flight batch");
 # ---- SIGTERM during a slow send ----
 $smtp->set_mode({ mode => 'stall', seconds => 30 });
 my $id = $node->safe_psql('postgres',
-	q{SELECT notify_enqueue('ticket.replied', 'slow@example.com', '{"subject": "s", "text": "t"}')});
+	q{SELECT notify_enqueue('notify.message', 'slow@example.com', '{"subject": "s", "text": "t"}')});
 ok(defined NotifyTest::Node::wait_for($node, 'SELECT in_flight FROM notify_worker_status', '1', 10),
 	'a send is in flight against a stalled server');
 $pid = NotifyTest::Node::worker_pid($node);

@@ -141,26 +141,26 @@ like($req->{body}, qr/"blocks":\[\{.*"type":"section"/, 'Slack blocks');
 psql(qq{SELECT notify_channel_put('pm', 'http_email',
 	'{"provider": "postmark", "url": "${url}/postmark/email", "from_address": "support\@example.com", "from_name": "Support", "allow_private_destinations": true}',
 	'pm-token-123')});
-$id = psql(q{SELECT notify_enqueue('ticket.replied', 'a@example.com', '{"subject": "Re: 42", "text": "Fixed.", "html": "<p>Fixed.</p>"}', channel => 'pm')});
+$id = psql(q{SELECT notify_enqueue('notify.message', 'a@example.com', '{"subject": "Re: 42", "text": "Fixed.", "html": "<p>Fixed.</p>"}', channel => 'pm')});
 ok(defined wait_status($id, 'sent'), 'Postmark: sent');
 ($req) = requests_to('/postmark/email');
 is($req->{status}, 200, 'Postmark emulation accepted the request shape');
 is(psql("SELECT provider_message_id FROM notify_outbox WHERE id = $id"), $req->{provider_message_id},
 	'provider_message_id is Postmark\'s MessageID');
-$id = psql(q{SELECT notify_enqueue('ticket.replied', 'inactive@example.com', '{"subject": "s", "text": "t"}', channel => 'pm')});
+$id = psql(q{SELECT notify_enqueue('notify.message', 'inactive@example.com', '{"subject": "s", "text": "t"}', channel => 'pm')});
 ok(defined wait_status($id, 'failed'), 'Postmark 422 (inactive recipient): failed permanently');
 
 psql(qq{SELECT notify_channel_put('sg', 'http_email',
 	'{"provider": "sendgrid", "url": "${url}/sendgrid/v3/mail/send", "from_address": "support\@example.com", "allow_private_destinations": true}',
 	'sg-key-456')});
-$id = psql(q{SELECT notify_enqueue('ticket.replied', 'b@example.com', '{"subject": "Re: 43", "text": "Done.", "html": "<p>Done.</p>"}', channel => 'sg')});
+$id = psql(q{SELECT notify_enqueue('notify.message', 'b@example.com', '{"subject": "Re: 43", "text": "Done.", "html": "<p>Done.</p>"}', channel => 'sg')});
 ok(defined wait_status($id, 'sent'), 'SendGrid: sent');
 ($req) = requests_to('/sendgrid/');
 is($req->{status}, 202, 'SendGrid emulation accepted the request shape');
 is(psql("SELECT provider_message_id FROM notify_outbox WHERE id = $id"), $req->{provider_message_id},
 	'provider_message_id is SendGrid\'s X-Message-Id');
 psql(qq{SELECT notify_channel_put('sg', 'http_email', '{"provider": "sendgrid", "url": "${url}/sendgrid/v3/mail/send", "allow_private_destinations": true}', 'wrong-key')});
-$id = psql(q{SELECT notify_enqueue('ticket.replied', 'c@example.com', '{"subject": "s", "text": "t"}', channel => 'sg')});
+$id = psql(q{SELECT notify_enqueue('notify.message', 'c@example.com', '{"subject": "s", "text": "t"}', channel => 'sg')});
 ok(defined NotifyTest::Node::wait_for($node, "SELECT attempts >= 2 FROM notify_outbox WHERE id = $id", 't', 20),
 	'a wrong API token (401) is transient: retried');
 
