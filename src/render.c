@@ -14,6 +14,7 @@
 #include "utils/jsonb.h"
 
 #include "mustache.h"
+#include "template.h"
 
 PG_FUNCTION_INFO_V1(notify_render);
 
@@ -30,7 +31,7 @@ notify_render(PG_FUNCTION_ARGS)
 	text	   *tmpl;
 	Jsonb	   *context;
 	Jsonb	   *partials = NULL;
-	MustacheTemplate *tpl;
+	const MustacheTemplate *tpl;
 	StringInfoData out;
 
 	if (PG_ARGISNULL(0))
@@ -48,12 +49,10 @@ notify_render(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		partials = PG_GETARG_JSONB_P(2);
 
-	tpl = mustache_compile(VARDATA_ANY(tmpl), VARSIZE_ANY_EXHDR(tmpl),
-						   CurrentMemoryContext);
+	tpl = notify_template_compile_text(VARDATA_ANY(tmpl), VARSIZE_ANY_EXHDR(tmpl));
 
 	initStringInfo(&out);
 	mustache_render(tpl, context, partials, &out);
-	mustache_free(tpl);
 
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }
