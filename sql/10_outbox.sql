@@ -75,12 +75,13 @@ CREATE TABLE notify_outbox (
 				CONSTRAINT notify_outbox_payload_check CHECK (jsonb_typeof(payload) = 'object'),
 	status		text NOT NULL DEFAULT 'pending'
 				CONSTRAINT notify_outbox_status_check
-				CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'canceled')),
+				CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'canceled', 'expired')),
 	priority	integer NOT NULL DEFAULT 0,
 	attempts	integer NOT NULL DEFAULT 0,
 	max_attempts integer NOT NULL DEFAULT 5
 				CONSTRAINT notify_outbox_max_attempts_check CHECK (max_attempts >= 1),
 	send_at		timestamptz NOT NULL DEFAULT now(),
+	expires_at	timestamptz,
 	next_attempt_at timestamptz NOT NULL DEFAULT now(),
 	locked_until timestamptz,
 	created_at	timestamptz NOT NULL DEFAULT now(),
@@ -104,11 +105,12 @@ COMMENT ON COLUMN notify_outbox.channel IS 'Name of the notify_channels row that
 COMMENT ON COLUMN notify_outbox.category IS 'notify_categories name: decides priority, retries and opt-out rules.';
 COMMENT ON COLUMN notify_outbox.recipient IS 'Email address, or the channel''s notion of a destination.';
 COMMENT ON COLUMN notify_outbox.payload IS 'Template variables, a JSON object of at most notify.max_payload_bytes.';
-COMMENT ON COLUMN notify_outbox.status IS 'pending, sending (claimed by the worker), sent, failed, skipped or canceled.';
+COMMENT ON COLUMN notify_outbox.status IS 'pending, sending (claimed by the worker), sent, failed, skipped, canceled or expired.';
 COMMENT ON COLUMN notify_outbox.priority IS 'Higher is claimed first.';
 COMMENT ON COLUMN notify_outbox.attempts IS 'Delivery attempts made so far.';
 COMMENT ON COLUMN notify_outbox.max_attempts IS 'Attempts allowed before a transient failure becomes failed.';
 COMMENT ON COLUMN notify_outbox.send_at IS 'Earliest time the notification may be sent, as requested.';
+COMMENT ON COLUMN notify_outbox.expires_at IS 'A row not sent by then ends expired instead of going out late; NULL: never.';
 COMMENT ON COLUMN notify_outbox.next_attempt_at IS 'When the worker may next claim the row (send_at, then retry times).';
 COMMENT ON COLUMN notify_outbox.locked_until IS 'Lease of a sending row; a row whose lease expired returns to pending.';
 COMMENT ON COLUMN notify_outbox.created_at IS 'Enqueue time (the enqueuing transaction''s start).';
@@ -125,6 +127,9 @@ COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: due pen
 CREATE INDEX notify_outbox_lease_idx ON notify_outbox (locked_until)
 	WHERE status = 'sending';
 COMMENT ON INDEX notify_outbox_lease_idx IS 'Finds sending rows whose lease expired.';
+CREATE INDEX notify_outbox_expiry_idx ON notify_outbox (expires_at)
+	WHERE status = 'pending' AND expires_at IS NOT NULL;
+COMMENT ON INDEX notify_outbox_expiry_idx IS 'Finds pending rows whose time ran out.';
 
 SELECT pg_catalog.pg_extension_config_dump('notify_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('notify_outbox_id_seq', '');
@@ -159,7 +164,8 @@ CREATE FUNCTION notify_enqueue(
 	locale text DEFAULT NULL,
 	priority integer DEFAULT NULL,
 	actor text DEFAULT NULL,
-	metadata jsonb DEFAULT '{}')
+	metadata jsonb DEFAULT '{}',
+	expires_at timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -262,6 +268,11 @@ BEGIN
 		RAISE EXCEPTION 'dedup_key must be 1 to 256 characters long, not %', length(dedup_key)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF expires_at IS NOT NULL AND expires_at <= coalesce(send_at, now()) THEN
+		RAISE EXCEPTION 'expires_at must be later than send_at (or now)'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('expires_at is %s.', expires_at);
+	END IF;
 	IF locale IS NOT NULL AND locale !~ '^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$' THEN
 		RAISE EXCEPTION 'invalid locale %', notify_quote(locale)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -271,11 +282,11 @@ BEGIN
 	LOOP
 		INSERT INTO notify_outbox AS o
 			(dedup_key, template_key, template_version, locale, channel, category, recipient, payload,
-			 priority, max_attempts, send_at, next_attempt_at, actor, metadata)
+			 priority, max_attempts, send_at, expires_at, next_attempt_at, actor, metadata)
 		VALUES
 			(dedup_key, template_key, v_version, coalesce(v_locale, locale), channel, v_cat.name, recipient, payload,
 			 coalesce(priority, v_cat.default_priority), v_cat.default_max_attempts,
-			 coalesce(send_at, now()), coalesce(send_at, now()),
+			 coalesce(send_at, now()), expires_at, coalesce(send_at, now()),
 			 coalesce(actor, nullif(current_setting('notify.actor'), '')), metadata)
 		ON CONFLICT ON CONSTRAINT notify_outbox_dedup_key_key DO NOTHING
 		RETURNING o.id INTO v_id;
@@ -293,7 +304,7 @@ BEGIN
 	END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb) IS
+COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb, timestamptz) IS
 	'Enqueues one notification in the caller''s transaction and returns its outbox id; with a dedup_key already present, returns the existing id and adds nothing.';
 
 CREATE FUNCTION notify_enqueue_many(
@@ -307,7 +318,8 @@ CREATE FUNCTION notify_enqueue_many(
 	locale text DEFAULT NULL,
 	priority integer DEFAULT NULL,
 	actor text DEFAULT NULL,
-	metadata jsonb DEFAULT '{}')
+	metadata jsonb DEFAULT '{}',
+	expires_at timestamptz DEFAULT NULL)
 RETURNS TABLE (recipient text, id bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -322,12 +334,12 @@ BEGIN
 		SELECT r.recipient,
 			   notify_enqueue(template_key, r.recipient, payload, channel, category,
 							  dedup_key || ':' || r.recipient, send_at, locale,
-							  priority, actor, metadata)
+							  priority, actor, metadata, expires_at)
 		FROM unnest(recipients) WITH ORDINALITY AS r(recipient, n)
 		ORDER BY r.n;
 END;
 $$;
-COMMENT ON FUNCTION notify_enqueue_many(text, text[], jsonb, text, text, text, timestamptz, text, integer, text, jsonb) IS
+COMMENT ON FUNCTION notify_enqueue_many(text, text[], jsonb, text, text, text, timestamptz, text, integer, text, jsonb, timestamptz) IS
 	'Enqueues the same notification for many recipients in one call; each row''s dedup key is dedup_key:recipient. Returns one (recipient, id) per element, in order.';
 
 -- ---- admin views ----

@@ -87,6 +87,7 @@ claim_extension_ready(void)
 		"WITH due AS ("
 		" SELECT o.id FROM %s.notify_outbox o"
 		" WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
+		"   AND (o.expires_at IS NULL OR o.expires_at > now())"
 		"   AND o.channel IN (SELECT c.name FROM %s.notify_channels c WHERE c.enabled)"
 		"   AND %s"
 		" ORDER BY o.priority DESC, o.next_attempt_at, o.id"
@@ -145,9 +146,16 @@ claim_extension_ready(void)
 						  3, record_types);
 
 	release_expired_plan = prepare(psprintf(
-											"UPDATE %s.notify_outbox SET status = 'pending', locked_until = NULL"
-											" WHERE status = 'sending' AND locked_until < now()",
-											schema),
+											"WITH lease AS ("
+											" UPDATE %s.notify_outbox SET status = 'pending', locked_until = NULL"
+											" WHERE status = 'sending' AND locked_until < now() RETURNING 1),"
+											" expiry AS ("
+											" UPDATE %s.notify_outbox SET status = 'expired',"
+											"   last_error = 'expired at ' || expires_at || ' before it could be sent'"
+											" WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= now()"
+											" RETURNING 1)"
+											" SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM expiry)",
+											schema, schema),
 								   0, NULL);
 	release_all_plan = prepare(psprintf(
 										"UPDATE %s.notify_outbox SET status = 'pending', locked_until = NULL"
@@ -172,15 +180,25 @@ claim_schema(void)
 
 /*
  * Return sending rows to pending: all of them (at worker start, when no
- * other worker can hold them) or those whose lease expired.
+ * other worker can hold them) or those whose lease expired; in the latter
+ * case also end pending rows whose expires_at passed as expired.  Returns
+ * the number of rows taken back.
  */
 int
 claim_release_expired(bool all_sending)
 {
-	if (SPI_execute_plan(all_sending ? release_all_plan : release_expired_plan,
-						 NULL, NULL, false, 0) != SPI_OK_UPDATE)
+	bool		isnull;
+
+	if (all_sending)
+	{
+		if (SPI_execute_plan(release_all_plan, NULL, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not release claimed rows");
+		return (int) SPI_processed;
+	}
+	/* also: pending rows whose expires_at passed end expired */
+	if (SPI_execute_plan(release_expired_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not release expired claims");
-	return (int) SPI_processed;
+	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*

@@ -64,8 +64,7 @@ SELECT count(*) AS x_rows FROM notify_channels WHERE name = 'x';
 
 -- an application role sees no secret anywhere
 CREATE ROLE notify_chan_app;
-GRANT EXECUTE ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb)
-	TO notify_chan_app;
+GRANT EXECUTE ON FUNCTION notify_enqueue TO notify_chan_app;
 SET ROLE notify_chan_app;
 SELECT pg_temp.try($$SELECT * FROM notify_channel_secrets$$);
 SELECT pg_temp.try($$SELECT * FROM notify_channels$$);

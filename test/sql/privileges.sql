@@ -8,8 +8,7 @@ FROM unnest(ARRAY['ticket.replied', 'ticket.created', 'user.password_reset', 'bi
 
 CREATE ROLE notify_app LOGIN;
 CREATE ROLE notify_nobody LOGIN;
-GRANT EXECUTE ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb)
-	TO notify_app;
+GRANT EXECUTE ON FUNCTION notify_enqueue TO notify_app;
 
 -- no function of the extension is executable by PUBLIC
 SELECT count(*) AS public_functions

@@ -99,6 +99,8 @@ SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', cate
 SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', dedup_key => repeat('k', 257))$q$);
 SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', dedup_key => '')$q$);
 SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', locale => 'english please')$q$);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', expires_at => now() - interval '1 minute')$q$, false);
+SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', send_at => now() + interval '2 hours', expires_at => now() + interval '1 hour')$q$, false);
 
 -- wrong types are caught by PostgreSQL before notify runs
 SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', '{not json}')$q$);

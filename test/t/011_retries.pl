@@ -120,6 +120,17 @@ is($node->safe_psql('postgres', "SELECT notify_cancel($later)"), 'f', 'canceling
 my ($rc, $out, $err) = $node->psql('postgres', "SELECT notify_cancel($ids[0])");
 like($err, qr/is sent, only pending notifications can be canceled/, 'a sent row cannot be canceled');
 
+# ---- expires_at: a message not sent in time ends expired, not late ----
+$node->safe_psql('postgres', q{SELECT notify_channel_pause('email')});
+my $exp = $node->safe_psql('postgres',
+	q{SELECT notify_enqueue('notify.message', 'late@example.com', '{"subject": "s", "text": "t"}', expires_at => now() + interval '1 second')});
+sleep 1.5;
+$node->safe_psql('postgres', q{SELECT notify_channel_resume('email')});
+ok(defined wait_row($exp, 'expired', 10), 'a row past expires_at ends expired');
+like($node->safe_psql('postgres', "SELECT last_error FROM notify_outbox WHERE id = $exp"), qr/^expired at .* before it could be sent$/,
+	'and says so');
+is(received('late@example.com'), 0, 'it is never sent');
+
 $node->stop;
 $smtp->stop;
 done_testing();
