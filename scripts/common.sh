@@ -7,7 +7,7 @@ PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PACKAGES=(make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
           libcurl4-openssl-dev libcjson-dev libipc-run-perl libio-pty-perl
-          python3-aiosmtpd)
+          python3-aiosmtpd prometheus-postgres-exporter)
 # The system Python has aiosmtpd; a python3 earlier on PATH may not.
 PYTHON=/usr/bin/python3
 
@@ -26,9 +26,19 @@ install_packages() {
 	fi
 	say "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# Packages must not start system services (a PostgreSQL cluster on 5432,
+	# an exporter on 9187): the tests and the demo start their own.
+	local policy=/usr/sbin/policy-rc.d own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+	fi
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	# Debian's postgresql package starts a cluster on 5432; we use our own.
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+		[ $own_policy = 1 ] && rm -f "$policy"
+		return 1
+	}
+	[ $own_policy = 1 ] && rm -f "$policy"
+	return 0
 }
 
 # Build with warnings as errors and install into the server's directories.

@@ -90,6 +90,10 @@ CREATE TABLE notify_outbox (
 	message_id	text,
 	provider_message_id text,
 	actor		text,
+	created_by	name NOT NULL DEFAULT session_user,
+	skip_reason text
+				CONSTRAINT notify_outbox_skip_reason_check
+				CHECK (skip_reason IN ('opted_out', 'suppressed', 'not_opted_in')),
 	metadata	jsonb NOT NULL DEFAULT '{}'
 				CONSTRAINT notify_outbox_metadata_check CHECK (jsonb_typeof(metadata) = 'object')
 );
@@ -119,6 +123,8 @@ COMMENT ON COLUMN notify_outbox.last_error IS 'Error of the latest failed attemp
 COMMENT ON COLUMN notify_outbox.message_id IS 'Message-ID header of the email, without angle brackets.';
 COMMENT ON COLUMN notify_outbox.provider_message_id IS 'Identifier the receiving server or provider gave the message (SMTP queue id).';
 COMMENT ON COLUMN notify_outbox.actor IS 'Application actor whose action caused the notification (argument or notify.actor).';
+COMMENT ON COLUMN notify_outbox.created_by IS 'Database role that enqueued it (the login role, also through SECURITY DEFINER functions).';
+COMMENT ON COLUMN notify_outbox.skip_reason IS 'Why a skipped row was not sent: opted_out, suppressed or not_opted_in.';
 COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (tenant, trace id, ...), never rendered.';
 
 CREATE INDEX notify_outbox_claim_idx ON notify_outbox (priority DESC, next_attempt_at, id)
@@ -181,6 +187,7 @@ DECLARE
 	v_version integer;
 	v_locale text;
 	v_tcat text;
+	v_skip text;
 BEGIN
 	IF template_key IS NULL THEN
 		RAISE EXCEPTION 'template_key must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -279,18 +286,28 @@ BEGIN
 			DETAIL = 'A locale is a BCP 47 language tag such as en, ja or pt-BR.';
 	END IF;
 
+	-- Preferences and suppressions, in the caller's transaction: a message
+	-- that must not go out is still recorded, skipped, with the reason.
+	v_skip := notify_decide(recipient, v_cat.name, channel, metadata ->> 'tenant');
+
 	LOOP
 		INSERT INTO notify_outbox AS o
 			(dedup_key, template_key, template_version, locale, channel, category, recipient, payload,
-			 priority, max_attempts, send_at, expires_at, next_attempt_at, actor, metadata)
+			 priority, max_attempts, send_at, expires_at, next_attempt_at, actor, metadata,
+			 status, skip_reason)
 		VALUES
 			(dedup_key, template_key, v_version, coalesce(v_locale, locale), channel, v_cat.name, recipient, payload,
 			 coalesce(priority, v_cat.default_priority), v_cat.default_max_attempts,
 			 coalesce(send_at, now()), expires_at, coalesce(send_at, now()),
-			 coalesce(actor, nullif(current_setting('notify.actor'), '')), metadata)
+			 coalesce(actor, nullif(current_setting('notify.actor'), '')), metadata,
+			 CASE WHEN v_skip IS NULL THEN 'pending' ELSE 'skipped' END, v_skip)
 		ON CONFLICT ON CONSTRAINT notify_outbox_dedup_key_key DO NOTHING
 		RETURNING o.id INTO v_id;
 		IF v_id IS NOT NULL THEN
+			IF v_skip IS NOT NULL THEN
+				PERFORM notify_audit('skipped', 'outbox:' || v_id,
+					jsonb_build_object('reason', v_skip, 'category', v_cat.name, 'channel', channel), actor);
+			END IF;
 			RETURN v_id;
 		END IF;
 
@@ -299,6 +316,8 @@ BEGIN
 		-- removed meanwhile sends us round the loop to insert again.)
 		SELECT o.id INTO v_id FROM notify_outbox o WHERE o.dedup_key = dedup_key;
 		IF v_id IS NOT NULL THEN
+			PERFORM notify_audit('deduplicated', 'outbox:' || v_id,
+				jsonb_build_object('dedup_key', dedup_key), actor);
 			RETURN v_id;
 		END IF;
 	END LOOP;

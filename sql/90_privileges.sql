@@ -16,7 +16,7 @@ BEGIN
 		  AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'notify')
 		  AND d.deptype = 'e'
 	LOOP
-		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.fn);
+		EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', r.fn);
 	END LOOP;
 END;
 $$;

@@ -42,6 +42,7 @@ static SPIPlanPtr claim_channel_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr release_expired_plan = NULL;
 static SPIPlanPtr release_all_plan = NULL;
+static SPIPlanPtr archive_plan = NULL;
 
 static void forget_plans(void);
 static SPIPlanPtr prepare(const char *sql, int nargs, Oid *argtypes);
@@ -62,6 +63,7 @@ claim_extension_ready(void)
 	Oid			claim_channel_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
 	const char *claim_sql;
 	Oid			record_types[3] = {TEXTOID, FLOAT8OID, FLOAT8OID};
+	Oid			archive_types[1] = {INT4OID};
 
 	if (oid == ext_oid && OidIsValid(oid))
 		return true;
@@ -103,25 +105,35 @@ claim_extension_ready(void)
 		" RETURNING o.id, o.channel,"
 		"   (SELECT c.kind FROM %s.notify_channels c WHERE c.name = o.channel),"
 		"   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts,"
-		"   o.locale, o.template_version";
-	claim_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel <> ALL ($4)", schema, schema),
+		"   o.locale, o.template_version,"
+		/* preferences again, just before sending: an unsubscribe since enqueue counts */
+		"   %s.notify_decide(o.recipient, o.category, o.channel, o.metadata ->> 'tenant'),"
+		"   CASE WHEN (SELECT c.unsubscribe_header FROM %s.notify_categories c WHERE c.name = o.category)"
+		"        THEN %s.notify_unsubscribe_url(o.recipient, o.category, o.metadata ->> 'tenant') END";
+	claim_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel <> ALL ($4)", schema, schema,
+								  schema, schema, schema),
 						 4, claim_types);
-	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel = $4", schema, schema),
+	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel = $4", schema, schema,
+										  schema, schema, schema),
 								 4, claim_channel_types);
 
 	record_plan = prepare(psprintf(
 								   "WITH r AS ("
-								   " SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text,"
+								   " SELECT *, substring(reply from '^[0-9]{3}[ -]([245]\\.[0-9]{1,3}\\.[0-9]{1,3})') AS enhanced"
+								   " FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text,"
 								   "   attempt integer, code integer, reply text, error text, provider_id text,"
-								   "   started double precision, finished double precision, retry_after double precision)),"
+								   "   started double precision, finished double precision, retry_after double precision,"
+								   "   skip_reason text, kind text)),"
 								   " upd AS ("
 								   " UPDATE %s.notify_outbox o SET"
 								   "   status = CASE r.outcome"
 								   "     WHEN 'sent' THEN 'sent'"
 								   "     WHEN 'permanent' THEN 'failed'"
 								   "     WHEN 'released' THEN 'pending'"
+								   "     WHEN 'skipped' THEN 'skipped'"
 								   "     ELSE CASE WHEN o.attempts >= o.max_attempts THEN 'failed' ELSE 'pending' END END,"
-								   "   attempts = CASE WHEN r.outcome = 'released' THEN o.attempts - 1 ELSE o.attempts END,"
+								   "   attempts = CASE WHEN r.outcome IN ('released', 'skipped') THEN o.attempts - 1 ELSE o.attempts END,"
+								   "   skip_reason = r.skip_reason,"
 								   "   sent_at = CASE WHEN r.outcome = 'sent' THEN to_timestamp(r.finished) END,"
 								   "   last_error = CASE WHEN r.outcome IN ('transient', 'permanent') THEN r.error ELSE o.last_error END,"
 								   "   provider_message_id = coalesce(r.provider_id, o.provider_message_id),"
@@ -132,17 +144,26 @@ claim_extension_ready(void)
 								   "     ELSE o.next_attempt_at END,"
 								   "   locked_until = NULL"
 								   " FROM r WHERE o.id = r.id AND o.status = 'sending'"
-								   " RETURNING o.status, o.next_attempt_at),"
+								   " RETURNING o.id, o.status, o.next_attempt_at, o.recipient, o.category, o.channel),"
 								   " ins AS ("
 								   " INSERT INTO %s.notify_attempts (outbox_id, attempt, started_at, finished_at,"
 								   "   outcome, response_code, enhanced_status, response_text, error, provider_message_id)"
 								   " SELECT r.id, r.attempt, to_timestamp(r.started), to_timestamp(r.finished),"
-								   "   r.outcome, nullif(r.code, 0),"
-								   "   substring(r.reply from '^[0-9]{3}[ -]([245]\\.[0-9]{1,3}\\.[0-9]{1,3})'),"
-								   "   r.reply, r.error, r.provider_id"
-								   " FROM r WHERE r.outcome <> 'released')"
-								   " SELECT min(next_attempt_at) FILTER (WHERE status = 'pending') FROM upd",
-								   schema, schema),
+								   "   r.outcome, nullif(r.code, 0), r.enhanced, r.reply, r.error, r.provider_id"
+								   " FROM r WHERE r.outcome NOT IN ('released', 'skipped')),"
+								   /* a permanent 5.1.x SMTP failure: the address does not exist */
+								   " supp AS ("
+								   " SELECT %s.notify_suppress_from_failure(u.recipient, r.enhanced, r.reply)"
+								   " FROM upd u JOIN r ON r.id = u.id"
+								   " WHERE r.outcome = 'permanent' AND r.kind = 'smtp' AND r.enhanced LIKE '5.1.%%'),"
+								   " skipped AS ("
+								   " SELECT %s.notify_audit('skipped', 'outbox:' || u.id,"
+								   "   jsonb_build_object('reason', r.skip_reason, 'category', u.category, 'channel', u.channel, 'at', 'send'))"
+								   " FROM upd u JOIN r ON r.id = u.id WHERE r.outcome = 'skipped')"
+								   " SELECT min(next_attempt_at) FILTER (WHERE status = 'pending'),"
+								   "   (SELECT count(*) FROM supp), (SELECT count(*) FROM skipped)"
+								   " FROM upd",
+								   schema, schema, schema, schema),
 						  3, record_types);
 
 	release_expired_plan = prepare(psprintf(
@@ -157,6 +178,7 @@ claim_extension_ready(void)
 											" SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM expiry)",
 											schema, schema),
 								   0, NULL);
+	archive_plan = prepare(psprintf("SELECT %s.notify_archive($1)", schema), 1, archive_types);
 	release_all_plan = prepare(psprintf(
 										"UPDATE %s.notify_outbox SET status = 'pending', locked_until = NULL"
 										" WHERE status = 'sending'",
@@ -199,6 +221,21 @@ claim_release_expired(bool all_sending)
 	if (SPI_execute_plan(release_expired_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not release expired claims");
 	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Move up to batch finished rows to notify_history; returns how many. */
+int64
+claim_archive(int batch)
+{
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = Int32GetDatum(batch);
+	if (SPI_execute_plan(archive_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not archive notifications");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
 }
 
 /*
@@ -256,6 +293,10 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		job->locale = SPI_getvalue(tup, desc, 10);
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		job->template_version = isnull ? 0 : DatumGetInt32(d);
+		job->skip_reason = SPI_getvalue(tup, desc, 12);
+		job->unsubscribe_url = SPI_getvalue(tup, desc, 13);
+		if (job->skip_reason != NULL)
+			job->outcome = NOTIFY_OUTCOME_SKIPPED;
 		jobs = lappend(jobs, job);
 		batch->outstanding++;
 		MemoryContextSwitchTo(old);
@@ -282,6 +323,7 @@ claim_record(List *jobs)
 		[NOTIFY_OUTCOME_TRANSIENT] = "transient",
 		[NOTIFY_OUTCOME_PERMANENT] = "permanent",
 		[NOTIFY_OUTCOME_RELEASED] = "released",
+		[NOTIFY_OUTCOME_SKIPPED] = "skipped",
 	};
 
 	if (jobs == NIL)
@@ -301,6 +343,8 @@ claim_record(List *jobs)
 		append_json_string(&buf, "reply", job->reply[0] ? job->reply : NULL);
 		append_json_string(&buf, "error", job->error);
 		append_json_string(&buf, "provider_id", job->provider_id);
+		append_json_string(&buf, "skip_reason", job->skip_reason);
+		append_json_string(&buf, "kind", job->kind);
 		appendStringInfo(&buf, ",\"started\":%.6f,\"finished\":%.6f",
 						 timestamptz_to_unix(job->started_at),
 						 timestamptz_to_unix(job->finished_at));
@@ -324,7 +368,8 @@ claim_record(List *jobs)
 static void
 forget_plans(void)
 {
-	SPIPlanPtr *plans[] = {&claim_plan, &claim_channel_plan, &record_plan, &release_expired_plan, &release_all_plan};
+	SPIPlanPtr *plans[] = {&claim_plan, &claim_channel_plan, &record_plan, &release_expired_plan,
+	&release_all_plan, &archive_plan};
 	size_t		i;
 
 	for (i = 0; i < lengthof(plans); i++)

@@ -424,6 +424,19 @@ build_email(NotifyJob *job, HttpRequest *r, char **error)
 		if (job->html_body)
 			cJSON_AddStringToObject(msg, "HtmlBody", job->html_body);
 		cJSON_AddStringToObject(msg, "MessageStream", ch->message_stream ? ch->message_stream : "outbound");
+		if (job->unsubscribe_url != NULL)
+		{
+			cJSON	   *headers = cJSON_AddArrayToObject(msg, "Headers");
+			cJSON	   *h1 = cJSON_CreateObject();
+			cJSON	   *h2 = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(h1, "Name", "List-Unsubscribe");
+			cJSON_AddStringToObject(h1, "Value", psprintf("<%s>", job->unsubscribe_url));
+			cJSON_AddStringToObject(h2, "Name", "List-Unsubscribe-Post");
+			cJSON_AddStringToObject(h2, "Value", "List-Unsubscribe=One-Click");
+			cJSON_AddItemToArray(headers, h1);
+			cJSON_AddItemToArray(headers, h2);
+		}
 	}
 	else if (strcmp(ch->provider, "sendgrid") == 0)
 	{
@@ -443,6 +456,13 @@ build_email(NotifyJob *job, HttpRequest *r, char **error)
 		if (from_name)
 			cJSON_AddStringToObject(f, "name", from_name);
 		cJSON_AddStringToObject(msg, "subject", job->subject ? job->subject : "");
+		if (job->unsubscribe_url != NULL)
+		{
+			cJSON	   *headers = cJSON_AddObjectToObject(msg, "headers");
+
+			cJSON_AddStringToObject(headers, "List-Unsubscribe", psprintf("<%s>", job->unsubscribe_url));
+			cJSON_AddStringToObject(headers, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
+		}
 		if (job->text_body)
 		{
 			cJSON	   *c = cJSON_CreateObject();

@@ -54,6 +54,9 @@ char	   *notify_from_name = NULL;
 char	   *notify_envelope_sender = NULL;
 bool		notify_sandbox = false;
 char	   *notify_default_locale = NULL;
+int			notify_archive_after = 7 * 86400;
+char	   *notify_unsubscribe_url = NULL;
+int			notify_archive_interval = 60000;
 static char *notify_actor = NULL;
 
 static const struct config_enum_entry starttls_options[] = {
@@ -294,6 +297,37 @@ notify_define_gucs(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("notify.archive_after",
+							gettext_noop("Age after which finished notifications move from notify_outbox to notify_history."),
+							gettext_noop("Dedup keys are unique within the hot outbox, so this is also how long a dedup key is remembered."),
+							&notify_archive_after,
+							7 * 86400,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("notify.archive_interval",
+							gettext_noop("How often the worker moves finished notifications to notify_history; 0 turns archiving off."),
+							NULL,
+							&notify_archive_interval,
+							60000,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("notify.unsubscribe_url",
+							   gettext_noop("Base URL of the one-click unsubscribe endpoint; empty: no List-Unsubscribe header."),
+							   gettext_noop("Messages of categories with unsubscribe_header carry <URL?token=...> (RFC 8058)."),
+							   &notify_unsubscribe_url,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("notify.default_locale",
 							   gettext_noop("Locale of templates used when neither the requested locale nor its language has one."),

@@ -38,6 +38,8 @@ extern char *notify_from_name;
 extern char *notify_envelope_sender;
 extern bool notify_sandbox;
 extern char *notify_default_locale;
+extern int	notify_archive_after;
+extern int	notify_archive_interval;
 
 /* notify.smtp_starttls values */
 typedef enum NotifyStartTLS

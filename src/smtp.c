@@ -119,6 +119,18 @@ smtp_prepare(NotifyJob *job)
 	mail.html_body = job->html_body;
 	mail.message_id = job->message_id;
 	mail.date = timestamptz_to_time_t(GetCurrentTimestamp());
+	if (job->unsubscribe_url != NULL)
+	{
+		/* RFC 2369 and RFC 8058 one-click unsubscribe */
+		NotifyMailHeader *h = palloc(sizeof(NotifyMailHeader) * 2);
+
+		h[0].name = "List-Unsubscribe";
+		h[0].value = psprintf("<%s>", job->unsubscribe_url);
+		h[1].name = "List-Unsubscribe-Post";
+		h[1].value = "List-Unsubscribe=One-Click";
+		mail.extra = h;
+		mail.nextra = 2;
+	}
 
 	initStringInfo(&msg);
 	if (!notify_mail_build(&mail, &msg, &error))

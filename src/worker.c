@@ -43,6 +43,8 @@
 #include "tcop/tcopprot.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -78,6 +80,7 @@ static void start_jobs(List *jobs);
 static void account(List *jobs);
 static void free_recorded(List *jobs);
 static void shut_down(void);
+static void archive(void);
 
 /* Register the worker; called from _PG_init when preloaded. */
 void
@@ -106,6 +109,7 @@ notify_worker_main(Datum main_arg)
 	TimestampTz next_poll = 0;
 	TimestampTz next_retry = 0;
 	TimestampTz next_lease_check = 0;
+	TimestampTz next_archive = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -237,6 +241,15 @@ notify_worker_main(Datum main_arg)
 			}
 			start_jobs(claimed);
 			continue;			/* collect what completed meanwhile first */
+		}
+
+		/* Now and then, move finished rows out of the hot outbox. */
+		if (notify_archive_interval > 0 && next_archive <= now)
+		{
+			if (next_archive != 0)
+				archive();
+			next_archive = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), notify_archive_interval);
+			continue;
 		}
 
 		/* Wait for sockets, the latch, the next poll or retry, or results to record. */
@@ -429,6 +442,23 @@ claim_due(NotifyBatch *batch)
 static void
 fill_content(NotifyJob *job)
 {
+	if (job->outcome != NOTIFY_OUTCOME_NONE)
+		return;					/* skipped: nothing to render */
+
+	/* templates can link the one-click unsubscribe page: {{unsubscribe_url}} */
+	if (job->unsubscribe_url != NULL)
+	{
+		StringInfoData extra;
+
+		initStringInfo(&extra);
+		appendStringInfoString(&extra, "{\"unsubscribe_url\": ");
+		escape_json(&extra, job->unsubscribe_url);
+		appendStringInfoChar(&extra, '}');
+		job->payload = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+														  JsonbPGetDatum(job->payload),
+														  DirectFunctionCall1(jsonb_in, CStringGetDatum(extra.data))));
+	}
+
 	if (job->template_version > 0)
 	{
 		NotifyRendered out;
@@ -555,6 +585,7 @@ account(List *jobs)
 				last_error = job->error;
 				break;
 			case NOTIFY_OUTCOME_RELEASED:
+			case NOTIFY_OUTCOME_SKIPPED:
 				break;
 		}
 	}
@@ -626,6 +657,36 @@ shut_down(void)
 	if (finished != NIL)
 		run_transaction(false, false, NULL, NULL);
 	transfer_shutdown();
+}
+
+/*
+ * Move finished notifications older than notify.archive_after to
+ * notify_history, a bounded number of batches per call, each in its own
+ * transaction, so delivery is not held up for long.
+ */
+static void
+archive(void)
+{
+	int			i;
+
+	for (i = 0; i < 10 && !ShutdownRequestPending; i++)
+	{
+		int64		moved;
+
+		set_state(NOTIFY_WORKER_RECORDING, "archiving finished notifications");
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		moved = claim_extension_ready() ? claim_archive(5000) : 0;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+		if (moved < 5000)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /* Publish the worker's state in shared memory and pg_stat_activity. */

@@ -25,7 +25,8 @@ typedef enum NotifyOutcome
 	NOTIFY_OUTCOME_SENT,		/* accepted by the server */
 	NOTIFY_OUTCOME_TRANSIENT,	/* retry later (until max_attempts) */
 	NOTIFY_OUTCOME_PERMANENT,	/* never retry */
-	NOTIFY_OUTCOME_RELEASED		/* not attempted after all (shutdown) */
+	NOTIFY_OUTCOME_RELEASED,	/* not attempted after all (shutdown) */
+	NOTIFY_OUTCOME_SKIPPED		/* not to be sent: preferences, suppression */
 } NotifyOutcome;
 
 #define NOTIFY_REPLY_LEN 512
@@ -48,6 +49,8 @@ typedef struct NotifyJob
 	int			template_version;	/* 0: no registered template */
 	Jsonb	   *payload;
 	struct NotifyChannel *ch;	/* its channel's configuration */
+	char	   *skip_reason;	/* set: do not send (opted_out, suppressed, ...) */
+	char	   *unsubscribe_url;	/* one-click URL for List-Unsubscribe, or NULL */
 
 	/* the content, rendered or taken from the payload */
 	char	   *subject;
@@ -83,6 +86,7 @@ struct NotifyBatch
 extern bool claim_extension_ready(void);
 extern int	claim_release_expired(bool all_sending);
 extern const char *claim_schema(void);
+extern int64 claim_archive(int batch);
 extern List *claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *excluded);
 extern TimestampTz claim_record(List *jobs);
 

@@ -1,0 +1,241 @@
+-- notify: retention.  Finished rows (sent, failed, skipped, canceled,
+-- expired) move from the hot outbox into notify_history, partitioned by
+-- month of created_at, so the outbox stays small however long the system
+-- runs and old months go with a cheap partition drop.
+--
+-- Dedup keys are unique within the hot outbox: a row keeps its key there
+-- for notify.archive_after (default 7 days) after it was created, and a
+-- duplicate enqueued later than that is a new notification.
+
+CREATE TABLE notify_history (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)
+	PARTITION BY RANGE (created_at);
+ALTER TABLE notify_history ADD CONSTRAINT notify_history_pkey PRIMARY KEY (id, created_at);
+COMMENT ON TABLE notify_history IS
+	'Finished notifications moved out of notify_outbox (by the worker, after notify.archive_after), one partition per month of created_at (notify_history_YYYY_MM). Same columns as notify_outbox.';
+CREATE INDEX notify_history_recipient_idx ON notify_history (recipient);
+COMMENT ON INDEX notify_history_recipient_idx IS 'Finds a person''s notifications (support questions, erasure requests).';
+CREATE INDEX notify_history_message_id_idx ON notify_history (message_id);
+COMMENT ON INDEX notify_history_message_id_idx IS 'Matches bounce and complaint reports to notifications.';
+
+-- The partition for the month of ts, created if missing.
+CREATE FUNCTION notify_history_partition(ts timestamptz) RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	m timestamptz := date_trunc('month', ts);
+	name text := format('notify_history_%s', to_char(m, 'YYYY_MM'));
+	rel regclass := to_regclass(quote_ident(name));
+BEGIN
+	IF rel IS NULL THEN
+		EXECUTE format('CREATE TABLE %I PARTITION OF notify_history FOR VALUES FROM (%L) TO (%L)',
+					   name, m, m + interval '1 month');
+		EXECUTE format('COMMENT ON TABLE %I IS %L', name,
+					   format('notify_history rows created in %s.', to_char(m, 'YYYY-MM')));
+		rel := to_regclass(quote_ident(name));
+	END IF;
+	RETURN rel;
+END;
+$$;
+COMMENT ON FUNCTION notify_history_partition(timestamptz) IS
+	'Returns the notify_history partition holding the month of ts, creating it if missing.';
+
+CREATE FUNCTION notify_archive(batch_size integer DEFAULT 5000, older_than interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	cutoff timestamptz;
+	m timestamptz;
+	n bigint;
+BEGIN
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be a positive integer' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	older_than := coalesce(older_than, current_setting('notify.archive_after')::interval);
+	IF older_than < interval '0' THEN
+		RAISE EXCEPTION 'older_than must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	cutoff := now() - older_than;
+
+	-- the partitions this batch needs
+	FOR m IN
+		SELECT DISTINCT date_trunc('month', c.created_at)
+		FROM (SELECT o.created_at FROM notify_outbox o
+			  WHERE o.created_at < cutoff
+				AND o.status IN ('sent', 'failed', 'skipped', 'canceled', 'expired')
+			  ORDER BY o.created_at LIMIT batch_size) c
+	LOOP
+		PERFORM notify_history_partition(m);
+	END LOOP;
+
+	WITH moved AS (
+		DELETE FROM notify_outbox o
+		WHERE o.id IN (SELECT c.id FROM notify_outbox c
+					   WHERE c.created_at < cutoff
+						 AND c.status IN ('sent', 'failed', 'skipped', 'canceled', 'expired')
+					   ORDER BY c.created_at LIMIT batch_size
+					   FOR UPDATE SKIP LOCKED)
+		RETURNING o.*)
+	INSERT INTO notify_history SELECT * FROM moved;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION notify_archive(integer, interval) IS
+	'Moves up to batch_size finished notifications created more than older_than ago (default notify.archive_after) from notify_outbox to notify_history; returns how many. The worker calls it every notify.archive_interval.';
+
+-- All notifications, hot and archived, for questions about the past.
+CREATE VIEW notify_all AS
+	SELECT * FROM notify_outbox
+	UNION ALL
+	SELECT * FROM notify_history;
+COMMENT ON VIEW notify_all IS
+	'Every notification: the hot outbox and the archived history.';
+
+CREATE PROCEDURE notify_purge(older_than interval, batch_size integer DEFAULT 10000)
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	cutoff timestamptz;
+	p record;
+	n bigint;
+	dropped integer := 0;
+	deleted bigint := 0;
+	attempts_deleted bigint := 0;
+BEGIN
+	IF older_than IS NULL THEN
+		RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF older_than <= interval '0' THEN
+		RAISE EXCEPTION 'older_than must be a positive interval, not %', older_than
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be a positive integer' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	cutoff := now() - older_than;
+
+	-- whole months older than the cutoff: drop their partitions
+	FOR p IN
+		SELECT c.oid::regclass AS part,
+			   to_timestamp(substring(c.relname from '(\d{4}_\d{2})$'), 'YYYY_MM') AS month
+		FROM pg_catalog.pg_inherits i
+		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'notify_history'::regclass
+		ORDER BY 2
+	LOOP
+		IF p.month + interval '1 month' <= cutoff THEN
+			EXECUTE format('DROP TABLE %s', p.part);
+			dropped := dropped + 1;
+			COMMIT;
+		END IF;
+	END LOOP;
+
+	-- the month the cutoff falls in: delete in batches, committing between them
+	LOOP
+		DELETE FROM notify_history h
+		WHERE (h.id, h.created_at) IN (SELECT x.id, x.created_at FROM notify_history x
+									   WHERE x.created_at < cutoff LIMIT batch_size);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		deleted := deleted + n;
+		COMMIT;
+		EXIT WHEN n < batch_size;
+	END LOOP;
+
+	-- attempts of purged notifications (by age: an attempt ends after its row was created)
+	LOOP
+		DELETE FROM notify_attempts a
+		WHERE a.id IN (SELECT x.id FROM notify_attempts x
+					   WHERE x.finished_at < cutoff
+						 AND NOT EXISTS (SELECT 1 FROM notify_outbox o WHERE o.id = x.outbox_id)
+					   LIMIT batch_size);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		attempts_deleted := attempts_deleted + n;
+		COMMIT;
+		EXIT WHEN n < batch_size;
+	END LOOP;
+
+	PERFORM notify_audit('purged', 'history',
+		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
+						   'partitions_dropped', dropped, 'rows_deleted', deleted,
+						   'attempts_deleted', attempts_deleted));
+	COMMIT;
+END;
+$$;
+COMMENT ON PROCEDURE notify_purge(interval, integer) IS
+	'Deletes archived notifications (and their attempts) created more than older_than ago: whole months by dropping their partitions, the rest in batches with a COMMIT after each. CALL it outside a transaction block.';
+
+-- The hashed form of an address, as kept after notify_forget_recipient.
+CREATE FUNCTION notify_address_hash(address text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN 'sha256:' || encode(sha256(convert_to(notify_normalize_address(address), 'UTF8')), 'hex');
+COMMENT ON FUNCTION notify_address_hash(text) IS
+	'sha256:<hex> of the normalized address: what a suppression becomes when its person is forgotten, so the address stays suppressed without being stored.';
+
+CREATE FUNCTION notify_forget_recipient(address text, actor text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = @extschema@, pg_temp
+AS $$
+DECLARE
+	a text;
+	h text;
+	placeholder text;
+	ids bigint[];
+	result jsonb;
+	n_outbox bigint;
+	n_history bigint;
+	n_attempts bigint;
+	n_prefs bigint;
+	n_supp bigint;
+	n_audit bigint;
+BEGIN
+	IF address IS NULL OR btrim(address) = '' THEN
+		RAISE EXCEPTION 'address must not be null or empty' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	a := notify_normalize_address(address);
+	h := notify_address_hash(a);
+	placeholder := 'forgotten-' || substr(h, 8, 16) || '@invalid';
+
+	-- notifications: pending ones are canceled, all lose recipient, payload and metadata
+	SELECT array_agg(o.id) INTO ids FROM notify_outbox o WHERE notify_normalize_address(o.recipient) = a;
+	UPDATE notify_outbox o
+	SET recipient = placeholder, payload = '{}', metadata = '{}', dedup_key = NULL,
+		status = CASE WHEN o.status = 'pending' THEN 'canceled' ELSE o.status END,
+		last_error = CASE WHEN o.status = 'pending' THEN 'canceled: recipient forgotten' ELSE NULL END
+	WHERE o.id = ANY (coalesce(ids, '{}'));
+	GET DIAGNOSTICS n_outbox = ROW_COUNT;
+	UPDATE notify_history h2
+	SET recipient = placeholder, payload = '{}', metadata = '{}', dedup_key = NULL, last_error = NULL
+	WHERE h2.recipient = address OR h2.recipient = a;
+	GET DIAGNOSTICS n_history = ROW_COUNT;
+	-- server replies may quote the address
+	UPDATE notify_attempts t SET response_text = NULL, error = NULL
+	WHERE t.outbox_id = ANY (coalesce(ids, '{}'))
+	   OR t.outbox_id IN (SELECT h3.id FROM notify_history h3 WHERE h3.recipient = placeholder);
+	GET DIAGNOSTICS n_attempts = ROW_COUNT;
+
+	DELETE FROM notify_preferences p WHERE p.recipient = a;
+	GET DIAGNOSTICS n_prefs = ROW_COUNT;
+	-- a suppression stays, hashed: the address must still not be mailed
+	UPDATE notify_suppressions s SET address = h, detail = NULL WHERE s.address = a;
+	GET DIAGNOSTICS n_supp = ROW_COUNT;
+	-- audit rows naming the address (this function runs as the log's owner)
+	UPDATE notify_audit_log l
+	SET object = 'recipient:' || h,
+		detail = l.detail - 'recipient' - 'address'
+	WHERE l.object = 'recipient:' || a OR l.detail ->> 'recipient' = a OR l.detail ->> 'address' = a;
+	GET DIAGNOSTICS n_audit = ROW_COUNT;
+
+	result := jsonb_build_object('outbox', n_outbox, 'history', n_history, 'attempts', n_attempts,
+								 'preferences', n_prefs, 'suppressions_hashed', n_supp, 'audit_rows', n_audit);
+	PERFORM notify_audit('forgotten', 'recipient:' || h, result, actor);
+	RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION notify_forget_recipient(text, text) IS
+	'Erasure request: cancels the person''s pending notifications and removes their address, payloads and metadata from the outbox, history and attempt replies, deletes their preferences, keeps suppressions only as a hash, anonymises audit rows, and audits that it happened. Returns what was changed.';

@@ -1,0 +1,1021 @@
+/*-------------------------------------------------------------------------
+ *
+ * unsubscribe.c
+ *		Who may receive what, the C parts: notify_decide() (the send/skip
+ *		decision), the address normalization preferences and suppressions
+ *		are keyed by, one-click unsubscribe tokens (RFC 8058), and the
+ *		random bytes the signing keys are made of.
+ *
+ * notify_decide() runs once per enqueue and once per message in the
+ * worker.  As PL/pgSQL it cost two or three SPI statements, whose
+ * executor set-up and first-use-in-a-transaction work (plan revalidation,
+ * simple-expression states) came to several times the index probes
+ * themselves (docs/benchmarks.md).  Here it reads the tables with plain
+ * index scans (systable_beginscan, as pg_cron does on its own tables),
+ * under the caller's active snapshot, so it sees what a query in its
+ * place would see.  Relation and column numbers are looked up by name in
+ * the function's own schema and cached until a relcache invalidation
+ * touches one of the relations.  Reading the tables directly skips their
+ * privilege checks: EXECUTE on notify_decide is what grants the answer
+ * (PUBLIC has none).
+ *
+ * A token is
+ *
+ *		base64url(payload) "." base64url(HMAC-SHA256(key, context || payload))
+ *
+ * without padding, where context is the 18 bytes "notify-unsubscribe"
+ * (so a key that were ever reused elsewhere could not sign tokens by
+ * accident) and payload, version 1, is, with integers big-endian:
+ *
+ *		u8	version (1)
+ *		u8	flags: 0x01 an expiry follows, 0x02 a tenant follows
+ *		u32 key id (notify_unsubscribe_keys.key_id)
+ *		u32 expiry, unix seconds					(flag 0x01)
+ *		u8	category length, category bytes
+ *		u16 recipient length, recipient bytes
+ *		u16 tenant length, tenant bytes				(flag 0x02)
+ *
+ * and nothing after.  Strings are in the database encoding.  A token for
+ * alice@example.com / marketing is about 90 characters, safe in a URL as
+ * it is.  The payload is signed, not encrypted: whoever holds the token
+ * can read the address in it (it is mailed to that address anyway).
+ *
+ * The token functions touch no table.  The SQL layer
+ * (sql/70_preferences.sql) picks the key: notify_unsubscribe_token() signs with the newest active
+ * key; notify_unsubscribe() reads the key id with
+ * notify_unsubscribe_key_id(), looks the key up, and calls
+ * notify_unsubscribe_verify(), which compares MACs in constant time, then
+ * parses strictly and checks the expiry against the transaction's start.
+ * Only the canonical spelling of a token verifies.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "hmac.h"
+
+#define TOKEN_VERSION		1
+#define FLAG_EXPIRY			0x01
+#define FLAG_TENANT			0x02
+#define TOKEN_MAX_LEN		4096	/* characters; far above any real token */
+#define KEY_MIN_LEN			16		/* bytes of a signing key */
+#define RANDOM_MAX_LEN		1024	/* bytes notify_random_bytes() returns */
+#define CATEGORY_MAX_LEN	255
+#define STRING_MAX_LEN		65535
+
+static const char mac_context[] = "notify-unsubscribe";
+
+/* the relations notify_decide reads, and their columns, in one schema */
+typedef struct DecideRels
+{
+	bool		valid;
+	Oid			nsp;
+	Oid			categories;
+	Oid			categories_pkey;
+	AttrNumber	cat_name;
+	AttrNumber	cat_mandatory;
+	AttrNumber	cat_default_opt_in;
+	Oid			channels;
+	Oid			channels_pkey;
+	AttrNumber	ch_name;
+	AttrNumber	ch_kind;
+	Oid			suppressions;
+	Oid			suppressions_pkey;
+	AttrNumber	sup_address;
+	AttrNumber	sup_expires_at;
+	Oid			preferences;
+	Oid			preferences_scope;
+	AttrNumber	pref_recipient;
+	AttrNumber	pref_category;
+	AttrNumber	pref_tenant;
+	AttrNumber	pref_channel;
+	AttrNumber	pref_opted_in;
+} DecideRels;
+
+static DecideRels decide_rels;
+static bool decide_callback_registered = false;
+
+/* what a token says */
+typedef struct TokenFields
+{
+	int32		key_id;
+	bool		has_expiry;
+	int64		expiry;			/* unix seconds */
+	char	   *recipient;
+	char	   *category;
+	char	   *tenant;			/* NULL: all tenants */
+} TokenFields;
+
+/* a token split into its decoded halves */
+typedef struct TokenParts
+{
+	uint8	   *payload;
+	int			payload_len;
+	uint8		mac[NOTIFY_SHA256_LEN];
+} TokenParts;
+
+static text *normalize_address(text *in);
+static void decide_rels_invalidate(Datum arg, Oid relid);
+static Oid	decide_relid(const char *name, Oid nsp);
+static AttrNumber decide_attnum(Oid relid, const char *name);
+static const DecideRels *decide_rels_get(Oid nsp);
+static void text_key(ScanKey key, Relation index, AttrNumber attno, text *value);
+static HeapTuple lookup_one(Relation rel, Oid index, AttrNumber attno, text *value,
+							Snapshot snapshot, SysScanDesc *scan);
+static bool text_equal(Datum d, text *t);
+static char *base64url_encode(const uint8 *src, size_t len);
+static int	base64url_decode(const char *src, size_t len, uint8 **dst);
+static void token_invalid(const char *detail) pg_attribute_noreturn();
+static void split_token(text *token, TokenParts *parts);
+static int32 payload_key_id(const TokenParts *parts);
+static void parse_payload(const TokenParts *parts, TokenFields *f);
+static void compute_mac(bytea *secret, const uint8 *payload, int len,
+						uint8 out[NOTIFY_SHA256_LEN]);
+static bytea *required_key(FunctionCallInfo fcinfo, int argno);
+static char *required_string(FunctionCallInfo fcinfo, int argno,
+							 const char *name, int maxlen);
+
+PG_FUNCTION_INFO_V1(notify_decide);
+PG_FUNCTION_INFO_V1(notify_normalize_address);
+PG_FUNCTION_INFO_V1(notify_random_bytes);
+PG_FUNCTION_INFO_V1(notify_unsubscribe_sign);
+PG_FUNCTION_INFO_V1(notify_unsubscribe_key_id);
+PG_FUNCTION_INFO_V1(notify_unsubscribe_verify);
+
+/*
+ * normalize_address
+ *		See notify_normalize_address(); returns in itself when nothing
+ *		changes.
+ */
+static text *
+normalize_address(text *in)
+{
+	const char *s = VARDATA_ANY(in);
+	int			len = VARSIZE_ANY_EXHDR(in);
+	int			at = -1;
+	int			i;
+	bool		upper = false;
+	text	   *out;
+	char	   *d;
+
+	for (i = len - 1; i >= 0; i--)
+		if (s[i] == '@')
+		{
+			at = i;
+			break;
+		}
+	if (at < 1 || at == len - 1)
+		return in;
+	for (i = 0; i + 2 < len; i++)
+		if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/')
+			return in;
+	for (i = at + 1; i < len; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+		{
+			upper = true;
+			break;
+		}
+	if (!upper)
+		return in;
+
+	out = (text *) palloc(VARHDRSZ + len);
+	SET_VARSIZE(out, VARHDRSZ + len);
+	d = VARDATA(out);
+	memcpy(d, s, len);
+	for (i = at + 1; i < len; i++)
+		if (d[i] >= 'A' && d[i] <= 'Z')
+			d[i] += 'a' - 'A';
+	return out;
+}
+
+/*---- the decision ----*/
+
+/*
+ * decide_rels_invalidate
+ *		Relcache callback: forget the cached relations when one of them (or
+ *		everything) is invalidated.
+ */
+static void
+decide_rels_invalidate(Datum arg, Oid relid)
+{
+	if (!decide_rels.valid)
+		return;
+	if (relid == InvalidOid ||
+		relid == decide_rels.categories || relid == decide_rels.categories_pkey ||
+		relid == decide_rels.channels || relid == decide_rels.channels_pkey ||
+		relid == decide_rels.suppressions || relid == decide_rels.suppressions_pkey ||
+		relid == decide_rels.preferences || relid == decide_rels.preferences_scope)
+		decide_rels.valid = false;
+}
+
+/*
+ * decide_relid
+ *		OID of relation name in schema nsp; a missing one is a broken install.
+ */
+static Oid
+decide_relid(const char *name, Oid nsp)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" of extension notify does not exist in schema \"%s\"",
+						name, get_namespace_name(nsp))));
+	return relid;
+}
+
+/*
+ * decide_attnum
+ *		Attribute number of column name of relid; a missing one is a broken
+ *		install.
+ */
+static AttrNumber
+decide_attnum(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						name, get_rel_name(relid))));
+	return attnum;
+}
+
+/*
+ * decide_rels_get
+ *		The relations and columns of the extension in schema nsp, from the
+ *		cache or looked up now.
+ */
+static const DecideRels *
+decide_rels_get(Oid nsp)
+{
+	DecideRels	r;
+
+	if (decide_rels.valid && decide_rels.nsp == nsp)
+		return &decide_rels;
+	if (!decide_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(decide_rels_invalidate, (Datum) 0);
+		decide_callback_registered = true;
+	}
+
+	memset(&r, 0, sizeof(r));
+	r.nsp = nsp;
+	r.categories = decide_relid("notify_categories", nsp);
+	r.categories_pkey = decide_relid("notify_categories_pkey", nsp);
+	r.cat_name = decide_attnum(r.categories, "name");
+	r.cat_mandatory = decide_attnum(r.categories, "mandatory");
+	r.cat_default_opt_in = decide_attnum(r.categories, "default_opt_in");
+	r.channels = decide_relid("notify_channels", nsp);
+	r.channels_pkey = decide_relid("notify_channels_pkey", nsp);
+	r.ch_name = decide_attnum(r.channels, "name");
+	r.ch_kind = decide_attnum(r.channels, "kind");
+	r.suppressions = decide_relid("notify_suppressions", nsp);
+	r.suppressions_pkey = decide_relid("notify_suppressions_pkey", nsp);
+	r.sup_address = decide_attnum(r.suppressions, "address");
+	r.sup_expires_at = decide_attnum(r.suppressions, "expires_at");
+	r.preferences = decide_relid("notify_preferences", nsp);
+	r.preferences_scope = decide_relid("notify_preferences_scope_idx", nsp);
+	r.pref_recipient = decide_attnum(r.preferences, "recipient");
+	r.pref_category = decide_attnum(r.preferences, "category");
+	r.pref_tenant = decide_attnum(r.preferences, "tenant");
+	r.pref_channel = decide_attnum(r.preferences, "channel");
+	r.pref_opted_in = decide_attnum(r.preferences, "opted_in");
+	r.valid = true;
+	decide_rels = r;
+	return &decide_rels;
+}
+
+/*
+ * text_key
+ *		Scan key "heap column attno = value" for a btree index on text,
+ *		compared under the index column's collation.
+ */
+static void
+text_key(ScanKey key, Relation index, AttrNumber attno, text *value)
+{
+	Oid			collation = InvalidOid;
+	int			i;
+
+	for (i = 0; i < index->rd_index->indnatts; i++)
+		if (index->rd_index->indkey.values[i] == attno)
+		{
+			collation = index->rd_indcollation[i];
+			break;
+		}
+	if (i == index->rd_index->indnatts)
+		elog(ERROR, "column %d is not in index \"%s\"", attno, RelationGetRelationName(index));
+	ScanKeyEntryInitialize(key, 0, attno, BTEqualStrategyNumber, InvalidOid,
+						   collation, F_TEXTEQ, PointerGetDatum(value));
+}
+
+/*
+ * lookup_one
+ *		The visible row of rel whose column attno equals value, found
+ *		through the unique index, or NULL.  *scan is to be ended by the
+ *		caller once the tuple has been read.
+ */
+static HeapTuple
+lookup_one(Relation rel, Oid index, AttrNumber attno, text *value,
+		   Snapshot snapshot, SysScanDesc *scan)
+{
+	Relation	irel = index_open(index, AccessShareLock);
+	ScanKeyData key;
+
+	text_key(&key, irel, attno, value);
+	index_close(irel, NoLock);
+	*scan = systable_beginscan(rel, index, true, snapshot, 1, &key);
+	return systable_getnext(*scan);
+}
+
+/* Whether the text datum d equals t, byte for byte. */
+static bool
+text_equal(Datum d, text *t)
+{
+	text	   *a = DatumGetTextPP(d);
+
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(t) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0;
+}
+
+/*
+ * notify_decide(recipient text, category text, channel text, tenant text)
+ *		returns text
+ *
+ * NULL when a message in category to recipient on channel, for tenant
+ * (NULL: none), may be sent; otherwise why not:
+ *
+ *	suppressed		the address has a suppression in force (any category);
+ *	opted_out		the most specific preference for the category is an
+ *					opt-out (mandatory categories excepted);
+ *	not_opted_in	the category needs an opt-in (default_opt_in false),
+ *					there is no preference, and the channel is email
+ *					(smtp or http_email).
+ *
+ * The most specific preference is the one for (tenant, channel), else
+ * (tenant, all channels), else (all tenants, channel), else (all, all).
+ * Three index probes at most on the common paths (category, suppression,
+ * preferences of the recipient in the category); the channel is read only
+ * when its kind decides, and an unknown one is an error only then.
+ */
+Datum
+notify_decide(PG_FUNCTION_ARGS)
+{
+	text	   *recipient;
+	text	   *category;
+	text	   *channel;
+	text	   *tenant = NULL;
+	text	   *address;
+	Oid			nsp;
+	const DecideRels *r;
+	Snapshot	snapshot;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		isnull;
+	bool		mandatory;
+	bool		default_opt_in;
+	bool		suppressed = false;
+	int			best_rank = -1;
+	bool		best_opted_in = false;
+	const char *result = NULL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("recipient must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("category must not be null")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("channel must not be null")));
+	recipient = PG_GETARG_TEXT_PP(0);
+	category = PG_GETARG_TEXT_PP(1);
+	channel = PG_GETARG_TEXT_PP(2);
+	if (!PG_ARGISNULL(3))
+		tenant = PG_GETARG_TEXT_PP(3);
+	address = normalize_address(recipient);
+
+	/* the schema is the function's own; remembered per call site */
+	if (fcinfo->flinfo->fn_extra == NULL)
+	{
+		Oid		   *p = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+
+		*p = get_func_namespace(fcinfo->flinfo->fn_oid);
+		fcinfo->flinfo->fn_extra = p;
+	}
+	nsp = *(Oid *) fcinfo->flinfo->fn_extra;
+	r = decide_rels_get(nsp);
+	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+
+	/* the category */
+	rel = table_open(r->categories, AccessShareLock);
+	tup = lookup_one(rel, r->categories_pkey, r->cat_name, category, snapshot, &scan);
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown category \"%s\"", text_to_cstring(category)),
+				 errhint("Categories are listed in notify_categories.")));
+	mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, RelationGetDescr(rel), &isnull));
+	default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, RelationGetDescr(rel), &isnull));
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+
+	/* a suppression in force, whatever the category */
+	rel = table_open(r->suppressions, AccessShareLock);
+	tup = lookup_one(rel, r->suppressions_pkey, r->sup_address, address, snapshot, &scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Datum		expires = heap_getattr(tup, r->sup_expires_at, RelationGetDescr(rel), &isnull);
+
+		suppressed = isnull ||
+			DatumGetTimestampTz(expires) > GetCurrentTransactionStartTimestamp();
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+	if (suppressed)
+		PG_RETURN_TEXT_P(cstring_to_text("suppressed"));
+	if (mandatory)
+		PG_RETURN_NULL();
+
+	/* the most specific preference */
+	rel = table_open(r->preferences, AccessShareLock);
+	{
+		Relation	irel = index_open(r->preferences_scope, AccessShareLock);
+		ScanKeyData keys[2];
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		text_key(&keys[0], irel, r->pref_recipient, address);
+		text_key(&keys[1], irel, r->pref_category, category);
+		index_close(irel, NoLock);
+		scan = systable_beginscan(rel, r->preferences_scope, true, snapshot, 2, keys);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Datum		t = heap_getattr(tup, r->pref_tenant, desc, &isnull);
+			int			rank = 0;
+
+			if (!isnull)
+			{
+				if (tenant == NULL || !text_equal(t, tenant))
+					continue;
+				rank += 2;
+			}
+			t = heap_getattr(tup, r->pref_channel, desc, &isnull);
+			if (!isnull)
+			{
+				if (!text_equal(t, channel))
+					continue;
+				rank += 1;
+			}
+			if (rank > best_rank)
+			{
+				best_rank = rank;
+				best_opted_in = DatumGetBool(heap_getattr(tup, r->pref_opted_in, desc, &isnull));
+			}
+		}
+		systable_endscan(scan);
+	}
+	table_close(rel, NoLock);
+	if (best_rank >= 0)
+	{
+		if (best_opted_in)
+			PG_RETURN_NULL();
+		PG_RETURN_TEXT_P(cstring_to_text("opted_out"));
+	}
+	if (default_opt_in)
+		PG_RETURN_NULL();
+
+	/* no choice made, opt-in category: only email needs the opt-in */
+	rel = table_open(r->channels, AccessShareLock);
+	tup = lookup_one(rel, r->channels_pkey, r->ch_name, channel, snapshot, &scan);
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown channel \"%s\"", text_to_cstring(channel)),
+				 errhint("Channels are listed in notify_channels.")));
+	{
+		Datum		kind = heap_getattr(tup, r->ch_kind, RelationGetDescr(rel), &isnull);
+		const char *k = isnull ? "" : TextDatumGetCString(kind);
+
+		if (strcmp(k, "smtp") == 0 || strcmp(k, "http_email") == 0)
+			result = "not_opted_in";
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/*---- base64url (RFC 4648 section 5, no padding) ----*/
+
+/*
+ * base64url_encode
+ *		The unpadded base64url of len bytes, palloc'd.
+ */
+static char *
+base64url_encode(const uint8 *src, size_t len)
+{
+	char	   *s = notify_base64_encode(src, len);
+	char	   *p;
+
+	for (p = s; *p; p++)
+	{
+		if (*p == '+')
+			*p = '-';
+		else if (*p == '/')
+			*p = '_';
+		else if (*p == '=')
+		{
+			*p = '\0';
+			break;
+		}
+	}
+	return s;
+}
+
+/*
+ * base64url_decode
+ *		Decode unpadded base64url into a palloc'd *dst; returns its length,
+ *		or -1 unless src is the canonical spelling of what it decodes to.
+ */
+static int
+base64url_decode(const char *src, size_t len, uint8 **dst)
+{
+	char	   *std;
+	char	   *again;
+	size_t		i;
+	size_t		padded = (len + 3) / 4 * 4;
+	int			n;
+
+	if (len % 4 == 1)
+		return -1;
+	std = palloc(padded + 1);
+	for (i = 0; i < len; i++)
+	{
+		char		c = src[i];
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+				   (c >= '0' && c <= '9')))
+			return -1;
+		std[i] = c;
+	}
+	for (; i < padded; i++)
+		std[i] = '=';
+	std[padded] = '\0';
+
+	*dst = palloc(padded / 4 * 3 + 1);
+	n = notify_base64_decode(std, padded, *dst, padded / 4 * 3);
+	if (n < 0)
+		return -1;
+
+	/* unused low bits of the last character must be zero */
+	again = base64url_encode(*dst, n);
+	if (strlen(again) != len || memcmp(again, src, len) != 0)
+		return -1;
+	return n;
+}
+
+/*---- tokens ----*/
+
+/*
+ * token_invalid
+ *		Raise the error of a token that does not verify.
+ */
+static void
+token_invalid(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid unsubscribe token"),
+			 errdetail("%s", detail)));
+}
+
+/*
+ * split_token
+ *		Decode "payload.mac" into parts, or raise 22023.
+ */
+static void
+split_token(text *token, TokenParts *parts)
+{
+	const char *s = VARDATA_ANY(token);
+	int			len = VARSIZE_ANY_EXHDR(token);
+	const char *dot;
+	uint8	   *mac;
+	int			n;
+
+	if (len == 0)
+		token_invalid("The token is empty.");
+	if (len > TOKEN_MAX_LEN)
+		token_invalid("The token is too long.");
+	dot = memchr(s, '.', len);
+	if (dot == NULL)
+		token_invalid("A token is two base64url parts separated by \".\".");
+
+	n = base64url_decode(s, dot - s, &parts->payload);
+	if (n < 2 + 4)
+		token_invalid("The payload is not canonical base64url or is too short.");
+	parts->payload_len = n;
+
+	n = base64url_decode(dot + 1, len - (dot + 1 - s), &mac);
+	if (n != NOTIFY_SHA256_LEN)
+		token_invalid("The signature is not the canonical base64url of 32 bytes.");
+	memcpy(parts->mac, mac, NOTIFY_SHA256_LEN);
+
+	if (parts->payload[0] != TOKEN_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid unsubscribe token"),
+				 errdetail("Token version %d is not known; this server makes version %d.",
+						   parts->payload[0], TOKEN_VERSION)));
+}
+
+/*
+ * payload_key_id
+ *		The key id of a split token (not yet verified).
+ */
+static int32
+payload_key_id(const TokenParts *parts)
+{
+	const uint8 *p = parts->payload + 2;
+	uint32		id = ((uint32) p[0] << 24) | ((uint32) p[1] << 16) |
+		((uint32) p[2] << 8) | (uint32) p[3];
+
+	if (id == 0 || id > (uint32) PG_INT32_MAX)
+		token_invalid("The key id is out of range.");
+	return (int32) id;
+}
+
+/*
+ * parse_payload
+ *		Read the fields of a verified payload, strictly: every length in
+ *		range, nothing left over, valid strings.  Raises 22023.
+ */
+static void
+parse_payload(const TokenParts *parts, TokenFields *f)
+{
+	const uint8 *p = parts->payload;
+	const uint8 *end = p + parts->payload_len;
+	uint8		flags = p[1];
+	int			len;
+
+	if ((flags & ~(FLAG_EXPIRY | FLAG_TENANT)) != 0)
+		token_invalid("The payload has unknown flags.");
+	memset(f, 0, sizeof(*f));
+	f->key_id = payload_key_id(parts);
+	p += 6;
+
+#define NEED(n) do { if (end - p < (n)) token_invalid("The payload is truncated."); } while (0)
+#define STRING(dst, n) do { \
+		NEED(n); \
+		if (memchr(p, '\0', (n)) != NULL || !pg_verifymbstr((const char *) p, (n), true)) \
+			token_invalid("The payload holds an invalid string."); \
+		(dst) = pnstrdup((const char *) p, (n)); \
+		p += (n); \
+	} while (0)
+
+	f->has_expiry = (flags & FLAG_EXPIRY) != 0;
+	if (f->has_expiry)
+	{
+		NEED(4);
+		f->expiry = ((int64) p[0] << 24) | ((int64) p[1] << 16) |
+			((int64) p[2] << 8) | (int64) p[3];
+		p += 4;
+	}
+
+	NEED(1);
+	len = p[0];
+	p += 1;
+	if (len == 0)
+		token_invalid("The category is empty.");
+	STRING(f->category, len);
+
+	NEED(2);
+	len = (p[0] << 8) | p[1];
+	p += 2;
+	if (len == 0)
+		token_invalid("The recipient is empty.");
+	STRING(f->recipient, len);
+
+	if (flags & FLAG_TENANT)
+	{
+		NEED(2);
+		len = (p[0] << 8) | p[1];
+		p += 2;
+		STRING(f->tenant, len);
+	}
+
+	if (p != end)
+		token_invalid("The payload has trailing bytes.");
+#undef NEED
+#undef STRING
+}
+
+/*
+ * compute_mac
+ *		HMAC-SHA256 under secret of the context string and the payload.
+ */
+static void
+compute_mac(bytea *secret, const uint8 *payload, int len,
+			uint8 out[NOTIFY_SHA256_LEN])
+{
+	NotifyHmacPart parts[2];
+
+	parts[0].data = mac_context;
+	parts[0].len = strlen(mac_context);
+	parts[1].data = payload;
+	parts[1].len = len;
+	notify_hmac_sha256_parts((const uint8 *) VARDATA_ANY(secret),
+							 VARSIZE_ANY_EXHDR(secret), parts, 2, out);
+}
+
+/*
+ * required_key
+ *		Argument argno as a signing key of at least KEY_MIN_LEN bytes.
+ */
+static bytea *
+required_key(FunctionCallInfo fcinfo, int argno)
+{
+	bytea	   *key;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("secret must not be null")));
+	key = PG_GETARG_BYTEA_PP(argno);
+	if (VARSIZE_ANY_EXHDR(key) < KEY_MIN_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unsubscribe signing key is too short: %d bytes",
+						(int) VARSIZE_ANY_EXHDR(key)),
+				 errdetail("A key has at least %d bytes.", KEY_MIN_LEN)));
+	return key;
+}
+
+/*
+ * required_string
+ *		Argument argno as a C string of 1 to maxlen bytes, or raise.
+ */
+static char *
+required_string(FunctionCallInfo fcinfo, int argno, const char *name, int maxlen)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (s[0] == '\0' || strlen(s) > (size_t) maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d bytes long, not %zu", name, maxlen, strlen(s))));
+	return s;
+}
+
+/*
+ * notify_normalize_address(address text) returns text
+ *
+ * The key preferences and suppressions are stored under.  An email
+ * address (something, "@", something without "@", and no "://") has the
+ * domain after its last "@" lower-cased, in ASCII only, so that the result
+ * never depends on a locale; its local part is left alone (RFC 5321 lets
+ * it be case-sensitive).  Anything else is returned as it is.
+ */
+Datum
+notify_normalize_address(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(normalize_address(PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * notify_random_bytes(n integer) returns bytea
+ *
+ * n bytes from pg_strong_random(), the server's cryptographic source.
+ */
+Datum
+notify_random_bytes(PG_FUNCTION_ARGS)
+{
+	int32		n = PG_GETARG_INT32(0);
+	bytea	   *result;
+
+	if (n < 1 || n > RANDOM_MAX_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number of random bytes must be 1 to %d, not %d",
+						RANDOM_MAX_LEN, n)));
+	result = palloc(VARHDRSZ + n);
+	SET_VARSIZE(result, VARHDRSZ + n);
+	if (!pg_strong_random(VARDATA(result), n))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate %d random bytes", n)));
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * notify_unsubscribe_sign(key_id integer, secret bytea, recipient text,
+ *						   category text, tenant text, expires_at timestamptz)
+ *		returns text
+ *
+ * The token for (recipient, category, tenant), valid until expires_at
+ * (NULL: forever), signed with key key_id whose bytes are secret.
+ * Expiry is kept to the second, and must lie between 1970 and 2106.
+ */
+Datum
+notify_unsubscribe_sign(PG_FUNCTION_ARGS)
+{
+	int32		key_id;
+	bytea	   *secret;
+	char	   *recipient;
+	char	   *category;
+	char	   *tenant = NULL;
+	bool		has_expiry = !PG_ARGISNULL(5);
+	int64		expiry = 0;
+	uint8		flags = 0;
+	StringInfoData buf;
+	uint8		mac[NOTIFY_SHA256_LEN];
+	char	   *p64;
+	char	   *m64;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key_id must not be null")));
+	key_id = PG_GETARG_INT32(0);
+	if (key_id < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key_id must be positive, not %d", key_id)));
+	secret = required_key(fcinfo, 1);
+	recipient = required_string(fcinfo, 2, "recipient", STRING_MAX_LEN);
+	category = required_string(fcinfo, 3, "category", CATEGORY_MAX_LEN);
+	if (!PG_ARGISNULL(4))
+	{
+		tenant = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (strlen(tenant) > STRING_MAX_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tenant must be at most %d bytes long", STRING_MAX_LEN)));
+		flags |= FLAG_TENANT;
+	}
+	if (has_expiry)
+	{
+		TimestampTz ts = PG_GETARG_TIMESTAMPTZ(5);
+
+		if (TIMESTAMP_NOT_FINITE(ts))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expires_at must be finite"),
+					 errhint("Pass NULL for a token that does not expire.")));
+		expiry = (int64) timestamptz_to_time_t(ts);
+		if (expiry < 1 || expiry > (int64) PG_UINT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expires_at must lie between 1970 and 2106, not %s",
+							timestamptz_to_str(ts))));
+		flags |= FLAG_EXPIRY;
+	}
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, TOKEN_VERSION);
+	appendStringInfoChar(&buf, flags);
+	appendStringInfoChar(&buf, (key_id >> 24) & 0xff);
+	appendStringInfoChar(&buf, (key_id >> 16) & 0xff);
+	appendStringInfoChar(&buf, (key_id >> 8) & 0xff);
+	appendStringInfoChar(&buf, key_id & 0xff);
+	if (has_expiry)
+	{
+		appendStringInfoChar(&buf, (expiry >> 24) & 0xff);
+		appendStringInfoChar(&buf, (expiry >> 16) & 0xff);
+		appendStringInfoChar(&buf, (expiry >> 8) & 0xff);
+		appendStringInfoChar(&buf, expiry & 0xff);
+	}
+	appendStringInfoChar(&buf, strlen(category));
+	appendStringInfoString(&buf, category);
+	appendStringInfoChar(&buf, (strlen(recipient) >> 8) & 0xff);
+	appendStringInfoChar(&buf, strlen(recipient) & 0xff);
+	appendStringInfoString(&buf, recipient);
+	if (tenant != NULL)
+	{
+		appendStringInfoChar(&buf, (strlen(tenant) >> 8) & 0xff);
+		appendStringInfoChar(&buf, strlen(tenant) & 0xff);
+		appendStringInfoString(&buf, tenant);
+	}
+
+	compute_mac(secret, (const uint8 *) buf.data, buf.len, mac);
+	p64 = base64url_encode((const uint8 *) buf.data, buf.len);
+	m64 = base64url_encode(mac, sizeof(mac));
+	explicit_bzero(mac, sizeof(mac));
+
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s.%s", p64, m64)));
+}
+
+/*
+ * notify_unsubscribe_key_id(token text) returns integer
+ *
+ * The id of the key a token claims to be signed with, before anything is
+ * verified: which key to hand to notify_unsubscribe_verify().  A token
+ * that is not even well-formed raises 22023.
+ */
+Datum
+notify_unsubscribe_key_id(PG_FUNCTION_ARGS)
+{
+	TokenParts	parts;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("token must not be null")));
+	split_token(PG_GETARG_TEXT_PP(0), &parts);
+	PG_RETURN_INT32(payload_key_id(&parts));
+}
+
+/*
+ * notify_unsubscribe_verify(token text, secret bytea, OUT recipient text,
+ *							 OUT category text, OUT tenant text,
+ *							 OUT expires_at timestamptz) returns record
+ *
+ * Verifies the token's signature with secret (constant-time comparison),
+ * then its form and expiry (against the transaction's start), and returns
+ * what it says.  Anything wrong raises 22023 "invalid unsubscribe token"
+ * with the reason in the detail.
+ */
+Datum
+notify_unsubscribe_verify(PG_FUNCTION_ARGS)
+{
+	bytea	   *secret;
+	TokenParts	parts;
+	TokenFields f;
+	uint8		mac[NOTIFY_SHA256_LEN];
+	bool		good;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("token must not be null")));
+	secret = required_key(fcinfo, 1);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "notify_unsubscribe_verify must return a record");
+
+	split_token(PG_GETARG_TEXT_PP(0), &parts);
+	compute_mac(secret, parts.payload, parts.payload_len, mac);
+	good = notify_timingsafe_equal(mac, parts.mac, NOTIFY_SHA256_LEN);
+	explicit_bzero(mac, sizeof(mac));
+	if (!good)
+		token_invalid("The signature does not match: the token was altered, or signed with another key.");
+
+	parse_payload(&parts, &f);
+	if (f.has_expiry)
+	{
+		TimestampTz expires = time_t_to_timestamptz((pg_time_t) f.expiry);
+
+		if (GetCurrentTransactionStartTimestamp() >= expires)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unsubscribe token has expired"),
+					 errdetail("It was valid until %s.", timestamptz_to_str(expires))));
+		values[3] = TimestampTzGetDatum(expires);
+	}
+	else
+		nulls[3] = true;
+
+	values[0] = CStringGetTextDatum(f.recipient);
+	values[1] = CStringGetTextDatum(f.category);
+	if (f.tenant != NULL)
+		values[2] = CStringGetTextDatum(f.tenant);
+	else
+		nulls[2] = true;
+
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
