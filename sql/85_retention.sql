@@ -96,7 +96,8 @@ COMMENT ON VIEW notify_all IS
 
 CREATE PROCEDURE notify_purge(older_than interval, batch_size integer DEFAULT 10000)
 LANGUAGE plpgsql
-SET search_path = @extschema@, pg_temp
+-- no SET search_path: a procedure with SET clauses cannot COMMIT, so the
+-- body names everything with its schema
 AS $$
 DECLARE
 	cutoff timestamptz;
@@ -121,10 +122,10 @@ BEGIN
 	-- whole months older than the cutoff: drop their partitions
 	FOR p IN
 		SELECT c.oid::regclass AS part,
-			   to_timestamp(substring(c.relname from '(\d{4}_\d{2})$'), 'YYYY_MM') AS month
+			   to_timestamp(pg_catalog.substring(c.relname, '(\d{4}_\d{2})$'), 'YYYY_MM') AS month
 		FROM pg_catalog.pg_inherits i
 		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'notify_history'::regclass
+		WHERE i.inhparent = '@extschema@.notify_history'::regclass
 		ORDER BY 2
 	LOOP
 		IF p.month + interval '1 month' <= cutoff THEN
@@ -136,8 +137,8 @@ BEGIN
 
 	-- the month the cutoff falls in: delete in batches, committing between them
 	LOOP
-		DELETE FROM notify_history h
-		WHERE (h.id, h.created_at) IN (SELECT x.id, x.created_at FROM notify_history x
+		DELETE FROM @extschema@.notify_history h
+		WHERE (h.id, h.created_at) IN (SELECT x.id, x.created_at FROM @extschema@.notify_history x
 									   WHERE x.created_at < cutoff LIMIT batch_size);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		deleted := deleted + n;
@@ -147,10 +148,10 @@ BEGIN
 
 	-- attempts of purged notifications (by age: an attempt ends after its row was created)
 	LOOP
-		DELETE FROM notify_attempts a
-		WHERE a.id IN (SELECT x.id FROM notify_attempts x
+		DELETE FROM @extschema@.notify_attempts a
+		WHERE a.id IN (SELECT x.id FROM @extschema@.notify_attempts x
 					   WHERE x.finished_at < cutoff
-						 AND NOT EXISTS (SELECT 1 FROM notify_outbox o WHERE o.id = x.outbox_id)
+						 AND NOT EXISTS (SELECT 1 FROM @extschema@.notify_outbox o WHERE o.id = x.outbox_id)
 					   LIMIT batch_size);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		attempts_deleted := attempts_deleted + n;
@@ -158,7 +159,7 @@ BEGIN
 		EXIT WHEN n < batch_size;
 	END LOOP;
 
-	PERFORM notify_audit('purged', 'history',
+	PERFORM @extschema@.notify_audit('purged', 'history',
 		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
 						   'partitions_dropped', dropped, 'rows_deleted', deleted,
 						   'attempts_deleted', attempts_deleted));

@@ -443,17 +443,35 @@ notify_decide(PG_FUNCTION_ARGS)
 	systable_endscan(scan);
 	table_close(rel, NoLock);
 
-	/* a suppression in force, whatever the category */
+	/*
+	 * A suppression in force, whatever the category: under the address,
+	 * or under its hash (what notify_forget_recipient leaves behind).
+	 */
 	rel = table_open(r->suppressions, AccessShareLock);
-	tup = lookup_one(rel, r->suppressions_pkey, r->sup_address, address, snapshot, &scan);
-	if (HeapTupleIsValid(tup))
+	for (int form = 0; form < 2 && !suppressed; form++)
 	{
-		Datum		expires = heap_getattr(tup, r->sup_expires_at, RelationGetDescr(rel), &isnull);
+		text	   *key = address;
 
-		suppressed = isnull ||
-			DatumGetTimestampTz(expires) > GetCurrentTransactionStartTimestamp();
+		if (form == 1)
+		{
+			bytea	   *digest = DatumGetByteaPP(DirectFunctionCall1(sha256_bytea,
+																	 PointerGetDatum(address)));
+			text	   *hex = DatumGetTextPP(DirectFunctionCall2(binary_encode,
+																	 PointerGetDatum(digest),
+																	 CStringGetTextDatum("hex")));
+
+			key = cstring_to_text(psprintf("sha256:%s", text_to_cstring(hex)));
+		}
+		tup = lookup_one(rel, r->suppressions_pkey, r->sup_address, key, snapshot, &scan);
+		if (HeapTupleIsValid(tup))
+		{
+			Datum		expires = heap_getattr(tup, r->sup_expires_at, RelationGetDescr(rel), &isnull);
+
+			suppressed = isnull ||
+				DatumGetTimestampTz(expires) > GetCurrentTransactionStartTimestamp();
+		}
+		systable_endscan(scan);
 	}
-	systable_endscan(scan);
 	table_close(rel, NoLock);
 	if (suppressed)
 		PG_RETURN_TEXT_P(cstring_to_text("suppressed"));
