@@ -61,13 +61,18 @@ as_pg() {
 }
 
 # A scratch directory owned by the cluster user, under a fixed parent so a
-# rerun can stop what a killed run left behind.
+# rerun can stop what a killed run left behind.  Each run records its pid;
+# directories of runs still alive (another run in parallel) are left alone.
 scratch_dir() {
-	local parent=$1 d
+	local parent=$1 d owner
 	mkdir -p "$parent"
-	# Stop clusters and servers a previous, killed run left running.
 	for d in "$parent"/*/; do
 		[ -d "$d" ] || continue
+		owner=$(cat "$d/.owner" 2>/dev/null || true)
+		if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then
+			continue
+		fi
+		# Stop clusters and servers the killed run left running.
 		find "$d" -maxdepth 4 -name postmaster.pid 2>/dev/null | while read -r pidfile; do
 			as_pg pg_ctl stop -m immediate -D "$(dirname "$pidfile")" >/dev/null 2>&1 || true
 		done
@@ -77,6 +82,7 @@ scratch_dir() {
 		rm -rf "$d"
 	done
 	d=$(mktemp -d "$parent/run.XXXXXX")
+	echo $$ >"$d/.owner"
 	chmod 755 "$parent" "$d"
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$d"
 	echo "$d"
