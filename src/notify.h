@@ -79,6 +79,8 @@ typedef struct NotifySharedState
 	/* 0 when no worker runs, else its PGPROC number + 1; read without lock */
 	pg_atomic_uint32 worker_procno_plus1;
 
+	Oid			worker_dboid;	/* database the worker serves; read without lock */
+
 	slock_t		mutex;			/* protects the fields below */
 	pid_t		worker_pid;
 	NotifyWorkerState state;

@@ -53,6 +53,9 @@ notify_wake_worker(void)
 
 	if (notify_shared == NULL)
 		return;
+	/* a write in a database the worker does not serve is not its work */
+	if (OidIsValid(MyDatabaseId) && notify_shared->worker_dboid != MyDatabaseId)
+		return;
 	procno_plus1 = pg_atomic_read_u32(&notify_shared->worker_procno_plus1);
 	if (procno_plus1 != 0)
 		SetLatch(notify_proc_latch(procno_plus1 - 1));

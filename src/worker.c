@@ -68,6 +68,7 @@ PG_FUNCTION_INFO_V1(notify_worker_status);
 static MemoryContext worker_cxt = NULL;
 static List *finished = NIL;	/* jobs done, outcome not yet recorded */
 static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
+static bool leases_due = false;	/* time to take back expired leases and rows */
 static TimestampTz first_finished_at = 0;
 
 static void worker_exit(int code, Datum arg);
@@ -128,6 +129,7 @@ notify_worker_main(Datum main_arg)
 	notify_shared->state = NOTIFY_WORKER_STARTING;
 	notify_shared->in_flight = 0;
 	SpinLockRelease(&notify_shared->mutex);
+	notify_shared->worker_dboid = MyDatabaseId;
 	pg_atomic_write_u32(&notify_shared->worker_procno_plus1,
 						(uint32) notify_my_proc_number() + 1);
 	on_shmem_exit(worker_exit, (Datum) 0);
@@ -197,7 +199,7 @@ notify_worker_main(Datum main_arg)
 					if (said_waiting)
 						ereport(LOG, (errmsg("notify worker: extension \"notify\" found; starting delivery")));
 					work_hint = true;
-					next_lease_check = TimestampTzPlusMilliseconds(now, notify_lease_time * 1000L);
+					next_lease_check = TimestampTzPlusMilliseconds(now, notify_poll_interval);
 				}
 			}
 			if (!ready)
@@ -226,10 +228,16 @@ notify_worker_main(Datum main_arg)
 			TimestampTz retry_at = 0;
 			bool		full;
 
+			/*
+			 * Lease and expiry checks scan with their own indexes, but cost
+			 * far more than a claim: once per poll interval is enough.
+			 */
 			if (next_lease_check <= now)
 			{
 				claim = true;
-				next_lease_check = TimestampTzPlusMilliseconds(now, notify_lease_time * 1000L / 4);
+				leases_due = true;
+				next_lease_check = TimestampTzPlusMilliseconds(now,
+															   Min(notify_poll_interval, notify_lease_time * 1000L / 4));
 			}
 			ready = run_transaction(claim, false, &claimed, &retry_at);
 			if (retry_at != 0 && (next_retry == 0 || retry_at < next_retry))
@@ -333,13 +341,17 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 			/* Nothing to record: a claim-only commit need not wait for the disk. */
 			SPI_execute("SET LOCAL synchronous_commit = off", false, 0);
 		}
-		if (claim)
+		if (claim && leases_due)
 		{
 			int			n = claim_release_expired(false);
 
+			leases_due = false;
 			if (n > 0)
 				ereport(LOG,
 						(errmsg("notify worker: took back %d notifications whose lease expired", n)));
+		}
+		if (claim)
+		{
 			batch = MemoryContextAllocZero(worker_cxt, sizeof(NotifyBatch));
 			batch->cxt = AllocSetContextCreate(worker_cxt, "notify batch",
 											   ALLOCSET_DEFAULT_SIZES);
