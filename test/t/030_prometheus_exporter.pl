@@ -69,7 +69,7 @@ psql(q{WITH o AS (INSERT INTO notify_outbox (template_key, recipient, status, at
 
 # ---- a monitoring role with the grants docs/operations.md lists ----
 psql(q{CREATE ROLE notify_exporter LOGIN IN ROLE pg_monitor;
-	   GRANT SELECT ON notify_worker_status, notify_queue, notify_backlog, notify_stats,
+	   GRANT SELECT ON notify_worker_status, notify_backlog, notify_stats,
 					   notify_delivery_latency, notify_failures TO notify_exporter;
 	   GRANT EXECUTE ON FUNCTION notify_worker_status(), notify_error_group(text) TO notify_exporter;});
 

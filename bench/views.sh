@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Admin views at scale: do the metrics views and the worker's claim query
+# cost the same whether the outbox holds 100,000 rows or 10 million?
+#
+# One scratch cluster, two databases with the same recent traffic:
+#
+#   small   100,000 outbox rows, all created in the last 48 hours
+#   big     the same 100,000 recent rows, after SIZE_BIG - 100,000 older
+#           rows spread evenly over the 200 days before (all finished:
+#           sent, failed, skipped, canceled), i.e. history
+#
+# The recent rows are generated from the same formulas in both (times
+# relative to now()): 93% sent, 3% failed, 2% skipped, 1% canceled, 5% of
+# the sent ones after one retry; the newest 1,000 are pending (half due,
+# half scheduled an hour ahead) and the 100 before them are being sent.
+# 90% go to channel email, 10% to a webhook channel; four categories.
+# notify_attempts gets one row per attempt (about 1.1 per message).  The
+# history is loaded first; the recent rows go into both databases one after
+# the other right before measuring (so "the last hour" holds the same rows
+# in both), and both are VACUUM ANALYZEd.
+#
+# For each query: one warm-up run, then EXPLAIN (ANALYZE, BUFFERS, TIMING
+# OFF) RUNS times (per-node timing off: it would add a clock read per row);
+# reported are the median and the fastest execution time, the shared
+# buffers of the median run, and the big/small ratios.  The claim query is
+# the worker's (src/claim.c) with a batch of 100, run in a subtransaction
+# that is rolled back.  In the big database the views are measured once
+# more with this file's indexes dropped (in a transaction that is rolled
+# back), to show what they are for, and the write path (notify_enqueue,
+# the worker's record UPDATE) is measured with and without them.
+#
+# Usage: bench/views.sh        (as root or as the owner of the PostgreSQL
+#                               install; 10M rows: ~20 minutes, ~8 GB)
+# Environment: SIZE_BIG (10000000; lowered to 3000000 when the disk is
+#   short, which is reported), RUNS (5), WRITE_RUNS (9, for the write
+#   path), KEEP=1 to keep the cluster, PLANS=1 to print the big plans,
+#   NOTIFY_BUILD=1 to build and install the tree first, BENCH_PG_BIN to use
+#   another PostgreSQL installation (with notify installed in it).
+source "$(dirname "$0")/../scripts/common.sh"
+PG_BIN=${BENCH_PG_BIN:-$PG_BIN}
+
+SIZE_BIG=${SIZE_BIG:-10000000}
+SIZE_SMALL=100000
+RUNS=${RUNS:-5}
+WRITE_RUNS=${WRITE_RUNS:-9}
+
+install_packages
+if [ "${NOTIFY_BUILD:-0}" = 1 ] || [ ! -f "$($PG_BIN/pg_config --pkglibdir)/notify.so" ] ||
+	[ ! -f "$($PG_BIN/pg_config --sharedir)/extension/notify.control" ]; then
+	build_and_install
+fi
+
+WORK=$(scratch_dir /tmp/notify-bench-views)
+DATA=$WORK/data
+SOCK=$WORK/sock
+
+cleanup() {
+	trap - EXIT INT TERM
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "cluster kept: $DATA (socket $SOCK, port $PORT)" >&2
+		return
+	fi
+	if [ -f "$DATA/postmaster.pid" ]; then
+		as_pg pg_ctl stop -D "$DATA" -m immediate >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
+
+# About 650 bytes per outbox row with its attempts and indexes, plus WAL.
+need_gb=$(( SIZE_BIG * 900 / 1000000000 + 2 ))
+avail_gb=$(( $(df -Pk "$WORK" | awk 'NR == 2 {print $4}') / 1048576 ))
+if [ "$avail_gb" -lt "$need_gb" ] && [ "$SIZE_BIG" -gt 3000000 ]; then
+	echo "only $avail_gb GB free in $WORK, $need_gb GB needed for $SIZE_BIG rows: using 3,000,000" >&2
+	SIZE_BIG=3000000
+fi
+
+PORT=
+for p in $(shuf -i 20000-60000 -n 50); do
+	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
+done
+[ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
+
+say "scratch cluster in $WORK (port $PORT)"
+mkdir -p "$SOCK"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
+as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+cat >>"$DATA/postgresql.conf" <<CONF
+# bench/views.sh.  The worker serves "postgres", where notify is not
+# installed: it never touches the measured databases.
+listen_addresses = ''
+port = $PORT
+unix_socket_directories = '$SOCK'
+shared_preload_libraries = 'notify'
+notify.database = 'postgres'
+shared_buffers = 1GB
+work_mem = 16MB
+maintenance_work_mem = 1GB
+max_wal_size = 16GB
+checkpoint_timeout = 30min
+autovacuum = off
+log_min_messages = warning
+CONF
+export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
+PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
+as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
+echo "server: $("${PSQL[@]}" -d postgres -Atc 'SELECT version()')"
+
+# ---- load ----
+# The history (big only) first; then the recent rows, into both databases
+# one after the other, right before measuring, so that "the last hour" and
+# "the last day" hold the same rows in both.
+setup() {
+	"${PSQL[@]}" -d postgres -c "CREATE DATABASE $1"
+	"${PSQL[@]}" -d "$1" <<'SQL'
+CREATE EXTENSION notify;
+INSERT INTO notify_channels (name, kind) VALUES ('hooks', 'webhook');
+CREATE SCHEMA bench;
+
+-- n outbox rows, the g-th created at t_start + span * g / n; with recent,
+-- the newest 1,100 are unfinished
+CREATE FUNCTION bench.fill(first bigint, n bigint, t_start timestamptz, span interval, recent boolean)
+RETURNS void LANGUAGE sql AS $$
+INSERT INTO notify_outbox (dedup_key, template_key, channel, category, recipient, payload, status,
+	priority, attempts, max_attempts, send_at, next_attempt_at, locked_until, created_at, sent_at,
+	last_error, message_id, actor)
+SELECT 'bench:' || (first + g), 'ticket.replied',
+	   CASE WHEN g % 10 = 9 THEN 'hooks' ELSE 'email' END,
+	   (ARRAY['transactional', 'transactional', 'transactional', 'transactional', 'transactional',
+			  'transactional', 'transactional', 'security', 'billing', 'marketing'])[g % 10 + 1],
+	   CASE WHEN g % 10 = 9 THEN 'https://hooks.example.com/t/' || (g % 5000) ELSE 'user' || (g % 50000) || '@example.com' END,
+	   jsonb_build_object('ticket_id', first + g, 'ticket_subject', 'Printer on fire', 'agent_name', 'Sam',
+						  'reply_body', 'Please unplug it and step away from the printer.'),
+	   s.status, 0, s.attempts, 5,
+	   c.created_at,
+	   CASE WHEN s.status = 'pending' AND g % 2 = 0 THEN c.created_at + interval '1 hour' ELSE c.created_at END,
+	   CASE WHEN s.status = 'sending' THEN now() + interval '5 min' END,
+	   c.created_at,
+	   CASE WHEN s.status = 'sent' THEN c.created_at + make_interval(secs => 0.2 + (g % 50) * 0.1 + (s.attempts - 1) * 30) END,
+	   CASE WHEN s.status = 'failed' THEN
+			CASE WHEN g % 3 = 0 THEN 'smtp: 550 5.1.1 <user' || (g % 50000) || '@example.com>: no such user'
+				 WHEN g % 3 = 1 THEN 'smtp: 552 5.2.2 <user' || (g % 50000) || '@example.com>: mailbox full'
+				 ELSE 'http: status 410' END END,
+	   CASE WHEN s.attempts > 0 THEN (first + g) || '.0123456789abcdef0123@bench.example' END,
+	   'user:' || (g % 1000)
+FROM generate_series(1, n) AS g
+CROSS JOIN LATERAL (SELECT t_start + span * (g::float8 / n) AS created_at) c
+CROSS JOIN LATERAL (SELECT
+	CASE WHEN recent AND g > n - 1000 THEN 'pending'
+		 WHEN recent AND g > n - 1100 THEN 'sending'
+		 WHEN g % 100 < 3 THEN 'failed'
+		 WHEN g % 100 < 5 THEN 'skipped'
+		 WHEN g % 100 < 6 THEN 'canceled'
+		 ELSE 'sent' END AS status) s0
+CROSS JOIN LATERAL (SELECT s0.status,
+	CASE s0.status WHEN 'sent' THEN CASE WHEN g % 20 = 7 THEN 2 ELSE 1 END
+				   WHEN 'failed' THEN 3 WHEN 'sending' THEN 1 ELSE 0 END AS attempts) s
+$$;
+
+-- one attempt row per attempt of the outbox rows from id first_id on; the
+-- last one of a sent row is the sent one, of a failed row the permanent
+-- failure
+CREATE FUNCTION bench.attempts(first_id bigint) RETURNS void LANGUAGE sql AS $$
+INSERT INTO notify_attempts (outbox_id, attempt, started_at, finished_at, outcome, response_code, response_text, error)
+SELECT o.id, a,
+	   o.created_at + (a - 1) * interval '30 s',
+	   o.created_at + (a - 1) * interval '30 s' + interval '200 ms',
+	   x.outcome,
+	   CASE x.outcome WHEN 'sent' THEN 250 WHEN 'permanent' THEN 550 ELSE 451 END,
+	   CASE x.outcome WHEN 'sent' THEN '250 2.0.0 Ok: queued as ABC123' END,
+	   CASE x.outcome WHEN 'sent' THEN NULL WHEN 'permanent' THEN o.last_error
+		  ELSE 'smtp: 451 4.7.1 <' || o.recipient || '>: try again later' END
+FROM notify_outbox o
+CROSS JOIN generate_series(1, o.attempts - CASE WHEN o.status = 'sending' THEN 1 ELSE 0 END) AS a
+CROSS JOIN LATERAL (SELECT CASE WHEN a < o.attempts OR o.status = 'pending' THEN 'transient'
+								WHEN o.status = 'sent' THEN 'sent' ELSE 'permanent' END AS outcome) x
+WHERE o.id >= first_id
+$$;
+SQL
+}
+
+vacuum() {
+	"${PSQL[@]}" -d "$1" -c "VACUUM (ANALYZE) notify_outbox" -c "VACUUM (ANALYZE) notify_attempts" -c "CHECKPOINT"
+}
+
+describe() {
+	echo "$1: $("${PSQL[@]}" -d "$1" -Atc "SELECT format('%s outbox rows, %s attempts; outbox %s + indexes %s, attempts %s + indexes %s',
+		(SELECT count(*) FROM notify_outbox), (SELECT count(*) FROM notify_attempts),
+		pg_size_pretty(pg_table_size('notify_outbox')), pg_size_pretty(pg_indexes_size('notify_outbox')),
+		pg_size_pretty(pg_table_size('notify_attempts')), pg_size_pretty(pg_indexes_size('notify_attempts')))")"
+}
+
+say "loading: big's $((SIZE_BIG - SIZE_SMALL)) rows of history"
+t0=$SECONDS
+setup small
+setup big
+if [ "$SIZE_BIG" -gt "$SIZE_SMALL" ]; then
+	"${PSQL[@]}" -d big -c "SET synchronous_commit = off" \
+		-c "SELECT bench.fill(0, $SIZE_BIG - $SIZE_SMALL, now() - interval '48 hours' - interval '200 days', interval '200 days', false)" \
+		-c "SELECT bench.attempts(0)" >/dev/null
+	vacuum big
+fi
+echo "history loaded in $((SECONDS - t0)) s"
+say "loading: the same $SIZE_SMALL recent rows (the last 48 hours) into small and big"
+for db in small big; do
+	"${PSQL[@]}" -d "$db" >/dev/null <<SQL
+SET synchronous_commit = off;
+SELECT coalesce(max(id), 0) + 1 AS first_id FROM notify_outbox \gset
+SELECT bench.fill($SIZE_BIG - $SIZE_SMALL, $SIZE_SMALL, now() - interval '48 hours', interval '48 hours', true);
+SELECT bench.attempts(:first_id);
+SQL
+done
+for db in small big; do
+	vacuum "$db"
+	describe "$db"
+done
+
+# ---- measuring ----
+MEASURE_SQL=$(cat <<'SQL'
+-- EXPLAIN (ANALYZE, BUFFERS) q: one warm-up, then runs times; the median,
+-- min and max execution time (ms) and the shared buffers of the median run.
+-- With rollback, each run is in a subtransaction that is rolled back.
+CREATE FUNCTION pg_temp.measure(q text, runs integer, rollback boolean DEFAULT false,
+	OUT median_ms float8, OUT min_ms float8, OUT max_ms float8, OUT buffers bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	j json;
+	ts float8[] := '{}';
+	bs bigint[] := '{}';
+BEGIN
+	FOR i IN 0 .. runs LOOP
+		BEGIN
+			EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ' || q INTO j;
+			IF rollback THEN
+				RAISE EXCEPTION 'bench rollback';
+			END IF;
+		EXCEPTION WHEN raise_exception THEN
+			NULL;
+		END;
+		IF i > 0 THEN
+			ts := ts || (j -> 0 ->> 'Execution Time')::float8;
+			bs := bs || ((j -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint + (j -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint);
+		END IF;
+	END LOOP;
+	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t), min(t), max(t) INTO median_ms, min_ms, max_ms FROM unnest(ts) t;
+	SELECT b INTO buffers FROM unnest(ts, bs) u(t, b) ORDER BY t OFFSET (runs - 1) / 2 LIMIT 1;
+END;
+$$;
+SQL
+)
+
+# The worker's claim (src/claim.c), batch 100, lease 300 s, no rate-limited channels.
+CLAIM="WITH due AS (
+ SELECT o.id FROM public.notify_outbox o
+ WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+   AND o.channel IN (SELECT c.name FROM public.notify_channels c WHERE c.enabled)
+   AND o.channel <> ALL ('{}'::text[])
+ ORDER BY o.priority DESC, o.next_attempt_at, o.id
+ LIMIT 100
+ FOR UPDATE OF o SKIP LOCKED)
+ UPDATE public.notify_outbox o
+ SET status = 'sending', attempts = o.attempts + 1,
+     locked_until = now() + make_interval(secs => 300),
+     message_id = coalesce(o.message_id, o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@bench.example')
+ FROM due WHERE o.id = due.id
+ RETURNING o.id, o.channel, (SELECT c.kind FROM public.notify_channels c WHERE c.name = o.channel),
+   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts, o.locale, o.template_version"
+
+QUERIES=(
+	"notify_stats|SELECT * FROM notify_stats|f"
+	"notify_delivery_latency|SELECT * FROM notify_delivery_latency|f"
+	"notify_backlog|SELECT * FROM notify_backlog|f"
+	"notify_failures|SELECT * FROM notify_failures|f"
+	"notify_worker_status|SELECT * FROM notify_worker_status|f"
+	"claim (src/claim.c)|$CLAIM|t"
+	"notify_metrics_prometheus()|SELECT notify_metrics_prometheus()|f"
+	"notify_queue (whole outbox)|SELECT * FROM notify_queue|f"
+	"notify_metrics_prometheus(true)|SELECT notify_metrics_prometheus(true)|f"
+)
+
+measure() {  # db query rollback -> "median|min|max|buffers"
+	"${PSQL[@]}" -d "$1" -At -F '|' -v q="$2" -v rb="$3" <<SQL
+$MEASURE_SQL
+SELECT round(median_ms::numeric, 2), round(min_ms::numeric, 2), round(max_ms::numeric, 2), buffers
+FROM pg_temp.measure(:'q', $RUNS, :'rb'::boolean);
+SQL
+}
+
+say "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF): median (fastest) of $RUNS runs after one warm-up"
+printf '%-34s %18s %18s %15s %10s %10s\n' query "small ms" "big ms" "ratio" "small buf" "big buf"
+for entry in "${QUERIES[@]}"; do
+	name=${entry%%|*}; rest=${entry#*|}; sql=${rest%|*}; rb=${rest##*|}
+	IFS='|' read -r s_med s_min s_max s_buf <<<"$(measure small "$sql" "$rb")"
+	IFS='|' read -r b_med b_min b_max b_buf <<<"$(measure big "$sql" "$rb")"
+	ratio=$(awk -v a="$b_med" -v b="$s_med" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+	ratio_min=$(awk -v a="$b_min" -v b="$s_min" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+	printf '%-34s %18s %18s %15s %10s %10s\n' "$name" "$s_med ($s_min)" "$b_med ($b_min)" "${ratio}x (${ratio_min}x)" "$s_buf" "$b_buf"
+done
+
+# ---- what the indexes buy, and what they cost (big database) ----
+INDEXES="notify_outbox_created_idx notify_outbox_sent_idx notify_attempts_failed_idx"
+without() {  # query rollback runs -> median ms with this file's indexes dropped (rolled back)
+	"${PSQL[@]}" -d big -At -v q="$1" -v rb="$2" <<SQL
+$MEASURE_SQL
+BEGIN;
+$(for i in $INDEXES; do echo "DROP INDEX $i;"; done)
+SELECT round(median_ms::numeric, 2) FROM pg_temp.measure(:'q', $3, :'rb'::boolean);
+ROLLBACK;
+SQL
+}
+with() {
+	"${PSQL[@]}" -d big -At -v q="$1" -v rb="$2" <<SQL
+$MEASURE_SQL
+SELECT round(median_ms::numeric, 2) FROM pg_temp.measure(:'q', $3, :'rb'::boolean);
+SQL
+}
+
+ENQUEUE="SELECT count(notify_enqueue('ticket.replied', 'w' || g || '@example.com',
+	jsonb_build_object('product_name', 'Acme', 'ticket_id', g, 'ticket_subject', 'Printer on fire', 'agent_name', 'Sam',
+					   'reply_body', 'Please unplug it.', 'ticket_url', 'https://help.example.com/t/' || g)))
+FROM generate_series(1, 1000) g"
+RECORD="UPDATE notify_outbox o SET status = 'sent', sent_at = now(), locked_until = NULL
+FROM (SELECT id FROM notify_outbox WHERE status = 'pending' ORDER BY id LIMIT 500) d WHERE o.id = d.id"
+
+say "big database: median ms with and without $INDEXES"
+printf '%-40s %12s %12s\n' query "with" "without"
+for entry in "notify_stats|SELECT * FROM notify_stats|f|$RUNS" \
+	"notify_delivery_latency|SELECT * FROM notify_delivery_latency|f|$RUNS" \
+	"notify_failures|SELECT * FROM notify_failures|f|$RUNS" \
+	"1,000 x notify_enqueue|$ENQUEUE|t|$WRITE_RUNS" \
+	"record 500 rows sent (worker UPDATE)|$RECORD|t|$WRITE_RUNS"; do
+	name=${entry%%|*}; rest=${entry#*|}; runs=${rest##*|}; rest=${rest%|*}; sql=${rest%|*}; rb=${rest##*|}
+	# alternate, so that the machine's load drifts into both columns alike
+	w1=$(with "$sql" "$rb" "$runs"); wo1=$(without "$sql" "$rb" "$runs")
+	wo2=$(without "$sql" "$rb" "$runs"); w2=$(with "$sql" "$rb" "$runs")
+	printf '%-40s %12s %12s\n' "$name" "$w1 / $w2" "$wo1 / $wo2"
+done
+
+if [ "${PLANS:-0}" = 1 ]; then
+	for entry in "${QUERIES[@]}"; do
+		sql=${entry#*|}; sql=${sql%|*}
+		say "plan in big: ${entry%%|*}"
+		"${PSQL[@]}" -d big -c "BEGIN" -c "EXPLAIN (ANALYZE, BUFFERS) $sql" -c "ROLLBACK"
+	done
+fi
