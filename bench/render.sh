@@ -192,7 +192,7 @@ echo "PostgreSQL $("${PSQL[@]}" -c 'SHOW server_version'), node $(node --version
 	"mustache.js $(node -p "require('$WORK/js/node_modules/mustache/package.json').version")," \
 	"pystache $("$PYTHON" -c 'import pystache; print(pystache.__version__)')"
 printf '%-44s %-24s %8s\n' "engine" "runs (renders/s)" "median"
-printf '%-44s %-24s %8s\n' "notify_render() (compiles per call)" "$(runs_of render | tr '\n' ' ')" "$sql"
+printf '%-44s %-24s %8s\n' "notify_render() (per-backend cache)" "$(runs_of render | tr '\n' ' ')" "$sql"
 printf '%-44s %-24s %8s\n' "notify_template_render() (cached compile)" "$(runs_of registry | tr '\n' ' ')" "$reg"
 printf '%-44s %-24s %8s\n' "mustache.js (node)" "$(tr '\n' ' ' < "$WORK/js.txt")" "$js"
 printf '%-44s %-24s %8s\n' "pystache (python3)" "$(tr '\n' ' ' < "$WORK/py.txt")" "$py"
