@@ -25,17 +25,16 @@ use File::Basename qw(dirname);
 use File::Spec;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64);
-use POSIX qw(WNOHANG);
-use Scalar::Util qw(weaken);
 use Time::HiRes qw(sleep time);
 
 use PostgreSQL::Test::Utils ();
+use NotifyTest::Server;
+use parent -norequire, 'NotifyTest::Server';
 
 our $PYTHON = $ENV{NOTIFY_TEST_PYTHON} // '/usr/bin/python3';
 our $SERVER = $ENV{NOTIFY_HTTP_SERVER}
   // abs_path(File::Spec->catfile(dirname(__FILE__), '..', '..', 'servers', 'http_server.py'));
 
-my %live;    # pid => weak ref, for END
 my $json = JSON::PP->new->canonical->utf8;
 
 # start(%opts): spawn the server and wait (up to $opts{timeout}, default 10 s)
@@ -88,45 +87,7 @@ sub start
 	push @cmd, '--no-log-bodies' if defined $opts{log_bodies} && !$opts{log_bodies};
 	push @cmd, @{ $opts{args} } if $opts{args};
 
-	my $pid = fork;
-	croak "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null');
-		{ exec { $cmd[0] } @cmd; }
-		print STDERR "exec $cmd[0]: $!\n";
-		POSIX::_exit(127);
-	}
-	$self->{pid} = $pid;
-	$live{$pid} = $self;
-	weaken($live{$pid});
-
-	my $deadline = time + ($opts{timeout} // 10);
-	while (1)
-	{
-		if (open(my $fh, '<', $self->{port_file}))
-		{
-			my $line = <$fh>;
-			if (defined $line && $line =~ /^(\d+)\s*$/)
-			{
-				$self->{port} = $1;
-				last;
-			}
-		}
-		if (waitpid($pid, WNOHANG) == $pid)
-		{
-			my $status = $?;
-			delete $live{$pid};
-			$self->{pid} = undef;
-			croak "http_server.py exited during startup (wait status $status); see its stderr in the test log";
-		}
-		if (time > $deadline)
-		{
-			$self->stop;
-			croak "http_server.py did not write $self->{port_file} within the timeout";
-		}
-		sleep 0.05;
-	}
+	$self->_launch(\@cmd, 'http_server.py', $opts{timeout});
 	return $self;
 }
 
@@ -202,69 +163,6 @@ sub wait_for_count
 		my $c = $self->count;
 		return $c if $c >= $n || time >= $deadline;
 		sleep 0.05;
-	}
-}
-
-# alive(): the server process still exists (and is ours).
-sub alive
-{
-	my ($self) = @_;
-	my $pid = $self->{pid};
-	return 0 unless $pid;
-	local $?;
-	if (waitpid($pid, WNOHANG) == $pid)
-	{
-		$self->{exit_status} = $?;
-		$self->{pid} = undef;
-		delete $live{$pid};
-		return 0;
-	}
-	return kill(0, $pid) ? 1 : 0;
-}
-
-# stop(): SIGTERM, SIGKILL after 5 s, reap.  Returns the wait status (0 after
-# a clean exit; the same value again on later calls).  Safe to call more than once.
-sub stop
-{
-	my ($self) = @_;
-	my $pid = $self->{pid};
-	return $self->{exit_status} unless $pid && $self->{owner} == $$;
-	local ($?, $!);
-	my $status;
-	$self->{pid} = undef;
-	delete $live{$pid};
-
-	kill 'TERM', $pid;
-	my $deadline = time + 5;
-	my $done     = 0;
-	while (!$done && time < $deadline)
-	{
-		my $r = waitpid($pid, WNOHANG);
-		if ($r == $pid) { $status = $?; $done = 1; }
-		elsif ($r < 0) { $done = 1; }    # not our child / already reaped
-		else           { sleep 0.05; }
-	}
-	if (!$done)
-	{
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-		$status = $?;
-	}
-	$self->{exit_status} = $status;
-	return $status;
-}
-
-sub DESTROY
-{
-	my ($self) = @_;
-	$self->stop if $self->{pid};
-}
-
-END
-{
-	for my $srv (grep { defined } values %live)
-	{
-		$srv->stop;
 	}
 }
 

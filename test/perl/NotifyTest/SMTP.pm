@@ -22,17 +22,16 @@ use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Spec;
 use JSON::PP;
-use POSIX qw(WNOHANG);
-use Scalar::Util qw(weaken);
 use Time::HiRes qw(sleep time);
 
 use PostgreSQL::Test::Utils ();
+use NotifyTest::Server;
+use parent -norequire, 'NotifyTest::Server';
 
 our $PYTHON = $ENV{NOTIFY_TEST_PYTHON} // '/usr/bin/python3';
 our $SERVER = $ENV{NOTIFY_SMTP_SERVER}
   // abs_path(File::Spec->catfile(dirname(__FILE__), '..', '..', 'servers', 'smtp_server.py'));
 
-my %live;    # pid => weak ref, for END
 my $json = JSON::PP->new->canonical->utf8;
 
 # start(%opts): spawn the server and wait (up to $opts{timeout}, default 10 s)
@@ -81,45 +80,7 @@ sub start
 	push @cmd, '--auth-required' if $opts{auth_required};
 	push @cmd, @{ $opts{args} } if $opts{args};
 
-	my $pid = fork;
-	croak "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null');
-		{ exec { $cmd[0] } @cmd; }
-		print STDERR "exec $cmd[0]: $!\n";
-		POSIX::_exit(127);
-	}
-	$self->{pid} = $pid;
-	$live{$pid} = $self;
-	weaken($live{$pid});
-
-	my $deadline = time + ($opts{timeout} // 10);
-	while (1)
-	{
-		if (open(my $fh, '<', $self->{port_file}))
-		{
-			my $line = <$fh>;
-			if (defined $line && $line =~ /^(\d+)\s*$/)
-			{
-				$self->{port} = $1;
-				last;
-			}
-		}
-		if (waitpid($pid, WNOHANG) == $pid)
-		{
-			my $status = $?;
-			delete $live{$pid};
-			$self->{pid} = undef;
-			croak "smtp_server.py exited during startup (wait status $status); see its stderr in the test log";
-		}
-		if (time > $deadline)
-		{
-			$self->stop;
-			croak "smtp_server.py did not write $self->{port_file} within the timeout";
-		}
-		sleep 0.05;
-	}
+	$self->_launch(\@cmd, 'smtp_server.py', $opts{timeout});
 	return $self;
 }
 
@@ -210,69 +171,6 @@ sub message_bytes
 	my $data = <$fh>;
 	close $fh;
 	return $data // '';
-}
-
-# alive(): the server process still exists (and is ours).
-sub alive
-{
-	my ($self) = @_;
-	my $pid = $self->{pid};
-	return 0 unless $pid;
-	local $?;
-	if (waitpid($pid, WNOHANG) == $pid)
-	{
-		$self->{exit_status} = $?;
-		$self->{pid} = undef;
-		delete $live{$pid};
-		return 0;
-	}
-	return kill(0, $pid) ? 1 : 0;
-}
-
-# stop(): SIGTERM, SIGKILL after 5 s, reap.  Returns the wait status (0 after
-# a clean exit; the same value again on later calls).  Safe to call more than once.
-sub stop
-{
-	my ($self) = @_;
-	my $pid = $self->{pid};
-	return $self->{exit_status} unless $pid && $self->{owner} == $$;
-	local ($?, $!);
-	my $status;
-	$self->{pid} = undef;
-	delete $live{$pid};
-
-	kill 'TERM', $pid;
-	my $deadline = time + 5;
-	my $done     = 0;
-	while (!$done && time < $deadline)
-	{
-		my $r = waitpid($pid, WNOHANG);
-		if ($r == $pid) { $status = $?; $done = 1; }
-		elsif ($r < 0) { $done = 1; }    # not our child / already reaped
-		else           { sleep 0.05; }
-	}
-	if (!$done)
-	{
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-		$status = $?;
-	}
-	$self->{exit_status} = $status;
-	return $status;
-}
-
-sub DESTROY
-{
-	my ($self) = @_;
-	$self->stop if $self->{pid};
-}
-
-END
-{
-	for my $srv (grep { defined } values %live)
-	{
-		$srv->stop;
-	}
 }
 
 1;
