@@ -261,7 +261,7 @@ FROM (VALUES
 	('two dots', :'etok' || '.x'),
 	('not base64url', overlay(:'etok' PLACING '+' FROM 3 FOR 1)),
 	('white space', ' ' || :'etok'),
-	('non-canonical last character', left(:'etok', -1) || translate(right(:'etok', 1), 'AQgwEUk0IYo4MceuBRhxFVl1JZp5NdfvCSiyGWm2KaqK', 'BRhxFVl1JZp5NdfvCSiyGWm2KaqKDTjzHXn3LbrcAQgw')),
+	('non-canonical last character', left(:'etok', -1) || translate(right(:'etok', 1), 'AEIMQUYcgkosw048', 'BFJNRVZdhlptx159')),
 	('too long', repeat('A', 5000) || '.' || split_part(:'etok', '.', 2)),
 	('another key''s MAC', pg_temp.with_payload(
 		notify_unsubscribe_sign(notify_unsubscribe_key_id(:'etok'), notify_random_bytes(32), 'erin@example.com', 'marketing', NULL, NULL),
