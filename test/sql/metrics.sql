@@ -156,5 +156,5 @@ DROP ROLE notify_monitor;
 SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
 FROM pg_class c
 WHERE c.relname IN ('notify_stats', 'notify_delivery_latency', 'notify_backlog', 'notify_failures', 'notify_triggers',
-					'notify_outbox_created_idx', 'notify_outbox_sent_idx', 'notify_attempts_failed_idx')
+					'notify_outbox_finished_idx', 'notify_outbox_sent_idx', 'notify_attempts_failed_idx')
 ORDER BY 1;
