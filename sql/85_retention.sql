@@ -227,9 +227,10 @@ BEGIN
 	GET DIAGNOSTICS n_supp = ROW_COUNT;
 	-- audit rows naming the address (this function runs as the log's owner)
 	UPDATE notify_audit_log l
-	SET object = 'recipient:' || h,
-		detail = l.detail - 'recipient' - 'address'
-	WHERE l.object = 'recipient:' || a OR l.detail ->> 'recipient' = a OR l.detail ->> 'address' = a;
+	SET object = CASE WHEN l.object = 'recipient:' || a THEN 'recipient:' || h ELSE l.object END,
+		detail = l.detail - 'recipient' - 'address' #- '{filter,recipient}'
+	WHERE l.object = 'recipient:' || a OR l.detail ->> 'recipient' = a OR l.detail ->> 'address' = a
+	   OR l.detail -> 'filter' ->> 'recipient' = a;
 	GET DIAGNOSTICS n_audit = ROW_COUNT;
 
 	result := jsonb_build_object('outbox', n_outbox, 'history', n_history, 'attempts', n_attempts,
