@@ -743,11 +743,10 @@ mustache_free(MustacheTemplate *tpl)
 
 /*
  * Set up a partials cache in cxt over the jsonb object partials (which may
- * be NULL), copying the jsonb into cxt if copy is true.
+ * be NULL and must outlive the cache).
  */
 static void
-partials_init(MustachePartials *mp, Jsonb *partials, MemoryContext cxt,
-			  bool copy)
+partials_init(MustachePartials *mp, Jsonb *partials, MemoryContext cxt)
 {
 	memset(mp, 0, sizeof(MustachePartials));
 	mp->cxt = cxt;
@@ -760,27 +759,7 @@ partials_init(MustachePartials *mp, Jsonb *partials, MemoryContext cxt,
 				 errmsg("mustache partials must be a jsonb object")));
 	if (JB_ROOT_COUNT(partials) == 0)
 		return;
-	if (copy)
-	{
-		Jsonb	   *dup = MemoryContextAllocHuge(cxt, VARSIZE(partials));
-
-		memcpy(dup, partials, VARSIZE(partials));
-		partials = dup;
-	}
 	mp->root = &partials->root;
-}
-
-/*
- * Create a partials cache over a copy of the jsonb object partials.
- */
-MustachePartials *
-mustache_partials_create(Jsonb *partials, MemoryContext cxt)
-{
-	MustachePartials *mp;
-
-	mp = MemoryContextAlloc(cxt, sizeof(MustachePartials));
-	partials_init(mp, partials, cxt, true);
-	return mp;
 }
 
 /* Error context callback naming the partial being compiled */
@@ -1348,7 +1327,7 @@ mustache_render(const MustacheTemplate *tpl, Jsonb *context, Jsonb *partials,
 	MustachePartials mp;
 
 	/* no copy: the caller's jsonb outlives this call */
-	partials_init(&mp, partials, CurrentMemoryContext, false);
+	partials_init(&mp, partials, CurrentMemoryContext);
 	mustache_render_ext(tpl, context ? &context->root : NULL, &mp, NULL, out);
 
 	/* release what the private cache compiled */

@@ -60,7 +60,7 @@
 /* Opaque compiled template; one palloc chunk, free with mustache_free() */
 typedef struct MustacheTemplate MustacheTemplate;
 
-/* Opaque cache of compiled partials, see mustache_partials_create() */
+/* Opaque cache of compiled partials (one render's, inside mustache_render) */
 typedef struct MustachePartials MustachePartials;
 
 /* Rendering limits */
@@ -83,15 +83,6 @@ extern MustacheTemplate *mustache_compile(const char *text, int len,
 
 /* Release a compiled template */
 extern void mustache_free(MustacheTemplate *tpl);
-
-/*
- * Create a partials cache from a jsonb object (name -> template text).
- * partials may be NULL (no partials).  The jsonb is copied into cxt, and
- * partials compiled later are allocated there too, so the cache stays valid
- * as long as cxt does and may be shared by many renders.
- */
-extern MustachePartials *mustache_partials_create(Jsonb *partials,
-												  MemoryContext cxt);
 
 /*
  * Render tpl against context (any jsonb container; a scalar root is fine;

@@ -126,6 +126,5 @@ extern void http_submit(NotifyJob *job);
 extern void http_release(bool started);
 
 /*---- worker.c ----*/
-extern void worker_set_last_error(const char *msg);
 
 #endif							/* NOTIFY_WORKER_H */
