@@ -125,6 +125,4 @@ extern bool http_prepare(NotifyJob *job);
 extern void http_submit(NotifyJob *job);
 extern void http_release(bool started);
 
-/*---- worker.c ----*/
-
 #endif							/* NOTIFY_WORKER_H */
