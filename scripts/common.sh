@@ -50,6 +50,31 @@ build_and_install() {
 	make -C "$NOTIFY_ROOT" -s install >/dev/null
 }
 
+# Build, and install into a private copy of the PostgreSQL installation
+# under $1 (PostgreSQL finds its files relative to its binaries), then point
+# PG_BIN at that copy.  Runs in parallel (tests, benchmarks, other work
+# trees) cannot change each other's notify, and the system's stays as it is.
+# NOTIFY_REV=<commit> builds that commit (from git archive) instead of the
+# working tree.
+private_install() {
+	local root=$1/pg src=$1/src
+	mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
+	rm -rf "$root/usr/lib/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/$PG_MAJOR"
+	cp -a "/usr/lib/postgresql/$PG_MAJOR" "$root/usr/lib/postgresql/"
+	cp -a "/usr/share/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/"
+	if [ -n "${NOTIFY_REV:-}" ]; then
+		rm -rf "$src" && mkdir -p "$src"
+		git -C "$NOTIFY_ROOT" archive "$NOTIFY_REV" | tar -C "$src" -xf -
+		say "notify: commit $(git -C "$NOTIFY_ROOT" rev-parse --short "$NOTIFY_REV")"
+		NOTIFY_ROOT=$src DESTDIR=$root build_and_install
+	else
+		DESTDIR=$root build_and_install
+	fi
+	PG_BIN=$root/usr/lib/postgresql/$PG_MAJOR/bin
+	[ "$(id -u)" -eq 0 ] && chmod -R a+rX "$1"
+	return 0
+}
+
 # Run a command as the unprivileged user that owns scratch clusters
 # (initdb refuses root).
 as_pg() {

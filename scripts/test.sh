@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds with -Wall -Wextra
-# -Werror, runs pg_regress (test/sql) and the TAP tests (test/t) on scratch
+# -Werror into a private copy of the PostgreSQL install (private_install),
+# runs pg_regress (test/sql) and the TAP tests (test/t) on scratch
 # clusters, and exits non-zero on any failure.  Safe to rerun, also after a
 # killed run.  Usage: scripts/test.sh [tap-test-file ...]
 source "$(dirname "$0")/common.sh"
@@ -13,10 +14,9 @@ say "checking that sql/60_default_templates.sql matches templates/"
 	echo "sql/60_default_templates.sql is stale: run make (or scripts/templates-to-sql.sh --extension templates > sql/60_default_templates.sql)" >&2
 	exit 1
 }
-build_and_install
-
 WORK=$(scratch_dir /tmp/notify-test)
 status=0
+private_install "$WORK"
 
 say "pg_regress (test/sql) on a scratch cluster"
 tests=$(cd "$NOTIFY_ROOT/test/sql" && ls *.sql | sed 's/\.sql$//' | sort | tr '\n' ' ')
