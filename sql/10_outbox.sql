@@ -173,156 +173,19 @@ CREATE FUNCTION notify_enqueue(
 	metadata jsonb DEFAULT '{}',
 	expires_at timestamptz DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE C
 SECURITY DEFINER
 SET search_path = @extschema@, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	v_kind text;
-	v_settings jsonb;
-	v_cat notify_categories;
-	v_id bigint;
-	v_size integer;
-	v_version integer;
-	v_locale text;
-	v_tcat text;
-	v_skip text;
-BEGIN
-	IF template_key IS NULL THEN
-		RAISE EXCEPTION 'template_key must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF recipient IS NULL THEN
-		RAISE EXCEPTION 'recipient must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF payload IS NULL THEN
-		RAISE EXCEPTION 'payload must not be null' USING ERRCODE = 'null_value_not_allowed',
-			HINT = 'Pass ''{}'' for a notification without variables.';
-	END IF;
-	IF channel IS NULL THEN
-		RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF metadata IS NULL THEN
-		RAISE EXCEPTION 'metadata must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-
-	IF length(template_key) > 128 OR template_key !~ '^[a-z0-9_]+(\.[a-z0-9_]+)+$' THEN
-		RAISE EXCEPTION 'invalid template_key %', notify_quote(template_key)
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = 'A template key is <domain>.<event>: lowercase letters, digits and "_", separated by dots, at most 128 characters.';
-	END IF;
-
-	IF jsonb_typeof(payload) <> 'object' THEN
-		RAISE EXCEPTION 'payload must be a JSON object, not %', jsonb_typeof(payload)
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	v_size := octet_length(payload::text);
-	IF v_size > pg_size_bytes(current_setting('notify.max_payload_bytes')) THEN
-		RAISE EXCEPTION 'payload is too large: % bytes', v_size
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = format('notify.max_payload_bytes is %s bytes.', pg_size_bytes(current_setting('notify.max_payload_bytes'))),
-			HINT = 'Store large data in your tables and pass its key in the payload.';
-	END IF;
-	IF payload ->> 'subject' ~ '[\r\n]' THEN
-		RAISE EXCEPTION 'payload subject must not contain CR or LF'
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = 'Line breaks in a header would let the payload add headers of its own.';
-	END IF;
-	IF jsonb_typeof(metadata) <> 'object' THEN
-		RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(metadata)
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-
-	SELECT c.kind, c.settings INTO v_kind, v_settings FROM notify_channels c WHERE c.name = channel;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown channel %', notify_quote(channel)
-			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Channels are listed in notify_channels.';
-	END IF;
-	IF v_kind IN ('smtp', 'http_email') AND NOT notify_email_is_valid(recipient) THEN
-		RAISE EXCEPTION 'recipient % is not a valid email address', notify_quote(recipient)
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = 'Channel ' || notify_quote(channel) || ' delivers email and needs an RFC 5321 mailbox such as user@example.com.';
-	ELSIF v_kind = 'webhook' AND NOT v_settings ? 'url'
-		  AND (length(recipient) > 2048 OR recipient !~ '^https?://[^\s/?#@]+(/[^\s]*)?$') THEN
-		RAISE EXCEPTION 'recipient % is not an http:// or https:// URL', notify_quote(recipient)
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = 'Channel ' || notify_quote(channel) || ' posts to the URL given as the recipient.';
-	ELSIF v_kind IN ('webhook', 'slack') AND (length(recipient) > 2048 OR recipient ~ '[[:cntrl:]]') THEN
-		RAISE EXCEPTION 'recipient % must be at most 2048 characters without control characters', notify_quote(recipient)
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-
-	-- The template: email needs a registered one (unknown keys, locales
-	-- without a template and payloads that miss variables are refused
-	-- here); webhooks and Slack use one when the key has one, else the
-	-- payload as it is.  The resolved version and locale are kept, so
-	-- retries render the same wording.
-	IF v_kind IN ('smtp', 'http_email')
-	   OR EXISTS (SELECT 1 FROM notify_templates t WHERE t.template_key = notify_enqueue.template_key) THEN
-		SELECT r.template_version, r.locale, r.category INTO v_version, v_locale, v_tcat
-		FROM notify_template_resolve(template_key, locale, payload) r;
-	END IF;
-
-	SELECT * INTO v_cat FROM notify_categories c WHERE c.name = coalesce(category, v_tcat, 'transactional');
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown category %', notify_quote(category)
-			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Categories are listed in notify_categories.';
-	END IF;
-
-	IF dedup_key IS NOT NULL AND (length(dedup_key) NOT BETWEEN 1 AND 256) THEN
-		RAISE EXCEPTION 'dedup_key must be 1 to 256 characters long, not %', length(dedup_key)
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF expires_at IS NOT NULL AND expires_at <= coalesce(send_at, now()) THEN
-		RAISE EXCEPTION 'expires_at must be later than send_at (or now)'
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = format('expires_at is %s.', expires_at);
-	END IF;
-	IF locale IS NOT NULL AND locale !~ '^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$' THEN
-		RAISE EXCEPTION 'invalid locale %', notify_quote(locale)
-			USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = 'A locale is a BCP 47 language tag such as en, ja or pt-BR.';
-	END IF;
-
-	-- Preferences and suppressions, in the caller's transaction: a message
-	-- that must not go out is still recorded, skipped, with the reason.
-	v_skip := notify_decide(recipient, v_cat.name, channel, metadata ->> 'tenant');
-
-	LOOP
-		INSERT INTO notify_outbox AS o
-			(dedup_key, template_key, template_version, locale, channel, category, recipient, payload,
-			 priority, max_attempts, send_at, expires_at, next_attempt_at, actor, metadata,
-			 status, skip_reason)
-		VALUES
-			(dedup_key, template_key, v_version, coalesce(v_locale, locale), channel, v_cat.name, recipient, payload,
-			 coalesce(priority, v_cat.default_priority), v_cat.default_max_attempts,
-			 coalesce(send_at, now()), expires_at, coalesce(send_at, now()),
-			 coalesce(actor, nullif(current_setting('notify.actor'), '')), metadata,
-			 CASE WHEN v_skip IS NULL THEN 'pending' ELSE 'skipped' END, v_skip)
-		ON CONFLICT ON CONSTRAINT notify_outbox_dedup_key_key DO NOTHING
-		RETURNING o.id INTO v_id;
-		IF v_id IS NOT NULL THEN
-			IF v_skip IS NOT NULL THEN
-				PERFORM notify_audit('skipped', 'outbox:' || v_id,
-					jsonb_build_object('reason', v_skip, 'category', v_cat.name, 'channel', channel), actor);
-			END IF;
-			RETURN v_id;
-		END IF;
-
-		-- The key exists, committed by someone else: return that row's id.
-		-- (Read committed sees it in this new statement's snapshot; a row
-		-- removed meanwhile sends us round the loop to insert again.)
-		SELECT o.id INTO v_id FROM notify_outbox o WHERE o.dedup_key = dedup_key;
-		IF v_id IS NOT NULL THEN
-			PERFORM notify_audit('deduplicated', 'outbox:' || v_id,
-				jsonb_build_object('dedup_key', dedup_key), actor);
-			RETURN v_id;
-		END IF;
-	END LOOP;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'notify_enqueue';
+-- In C (src/enqueue.c): it runs in every notifying business transaction.
+-- It checks the arguments (clear errors, SQLSTATE 22023 or 22004), the
+-- channel and what its kind needs of the recipient, resolves the template
+-- version and locale (email needs a template; other kinds use one when the
+-- key has one), the category, then preferences and suppressions
+-- (notify_decide: a message that must not go out is stored skipped, with
+-- the reason, and audited), and inserts with ON CONFLICT ON CONSTRAINT
+-- notify_outbox_dedup_key_key DO NOTHING; a key that exists returns the
+-- existing row's id and is audited as deduplicated.
 COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb, timestamptz) IS
 	'Enqueues one notification in the caller''s transaction and returns its outbox id; with a dedup_key already present, returns the existing id and adds nothing.';
 

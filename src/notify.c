@@ -57,7 +57,7 @@ char	   *notify_default_locale = NULL;
 int			notify_archive_after = 7 * 86400;
 char	   *notify_unsubscribe_url = NULL;
 int			notify_archive_interval = 60000;
-static char *notify_actor = NULL;
+char	   *notify_actor = NULL;
 
 static const struct config_enum_entry starttls_options[] = {
 	{"off", NOTIFY_STARTTLS_OFF, false},

@@ -13,6 +13,7 @@
 
 #include "port/atomics.h"
 #include "storage/spin.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -38,6 +39,7 @@ extern char *notify_from_name;
 extern char *notify_envelope_sender;
 extern bool notify_sandbox;
 extern char *notify_default_locale;
+extern char *notify_actor;
 extern int	notify_archive_after;
 extern int	notify_archive_interval;
 
@@ -104,6 +106,28 @@ extern const char *notify_worker_state_name(NotifyWorkerState state);
 
 /*---- address.c ----*/
 extern bool notify_mailbox_is_valid(const char *s, int len);
+
+/*---- unsubscribe.c: catalog lookups and the send decision ----*/
+typedef struct NotifyCategory
+{
+	text	   *name;
+	bool		mandatory;
+	bool		default_opt_in;
+	int32		default_priority;
+	int32		default_max_attempts;
+} NotifyCategory;
+
+extern bool notify_category_lookup(Oid nsp, text *name, NotifyCategory *out);
+extern char *notify_channel_lookup(Oid nsp, text *name, bool *has_url);
+extern const char *notify_decide_for(Oid nsp, text *recipient,
+									 const NotifyCategory *cat, text *channel,
+									 const char *channel_kind, text *tenant);
+
+/*---- template.c ----*/
+extern void notify_template_resolve_for(const char *template_key, text *locale,
+										Jsonb *payload, int32 *version,
+										char **resolved_locale, char **category);
+extern bool notify_template_key_exists(const char *template_key);
 
 /*---- worker.c ----*/
 extern bool notify_am_worker;

@@ -71,7 +71,12 @@
 #include "utils/snapmgr.h"
 
 #include "mustache.h"
+#include "notify.h"
 #include "template.h"
+
+static void resolve(const char *template_key, text *locale_arg, Jsonb *payload,
+					bool have_version, int32 *version_inout, char **locale_out,
+					char **category_out);
 
 PG_FUNCTION_INFO_V1(notify_locale_canonical);
 PG_FUNCTION_INFO_V1(notify_template_validate);
@@ -1499,19 +1504,9 @@ notify_templates_changed(PG_FUNCTION_ARGS)
 Datum
 notify_template_resolve(PG_FUNCTION_ARGS)
 {
-	char	   *template_key;
-	char	   *requested = NULL;
-	Jsonb	   *payload;
-	bool		have_version = !PG_ARGISNULL(3);
-	int			version = have_version ? PG_GETARG_INT32(3) : 0;
-	char	   *cands[MAX_LOCALE_CANDIDATES];
-	int			ncands = 0;
-	char	   *deflocale;
-	bool		default_added = false;
-	StringInfoData key;
-	bool		cacheable;
-	ResolveCacheEntry *entry;
-	int			i;
+	int32		version = PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3);
+	char	   *locale;
+	char	   *category;
 	TupleDesc	tupdesc;
 	Datum		result[3];
 	bool		result_nulls[3] = {false, false, false};
@@ -1525,17 +1520,86 @@ notify_template_resolve(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("payload must not be null"),
 				 errhint("Pass '{}' for a notification without variables.")));
-	template_key = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	payload = PG_GETARG_JSONB_P(2);
+	resolve(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+			PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+			PG_GETARG_JSONB_P(2), !PG_ARGISNULL(3), &version, &locale, &category);
+
+	tupdesc = result_tupdesc(fcinfo);
+	result[0] = Int32GetDatum(version);
+	result[1] = CStringGetTextDatum(locale);
+	result[2] = CStringGetTextDatum(category);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
+}
+
+/*
+ * notify_template_resolve_for
+ *		What notify_template_resolve() returns, for C callers (enqueue):
+ *		the active version of template_key for locale (NULL: the default
+ *		locale), after checking payload against its schema.
+ */
+void
+notify_template_resolve_for(const char *template_key, text *locale, Jsonb *payload,
+							int32 *version, char **resolved_locale, char **category)
+{
+	*version = 0;
+	resolve(template_key, locale, payload, false, version, resolved_locale, category);
+}
+
+/*
+ * notify_template_key_exists
+ *		Whether any version of template_key exists (in any locale).
+ */
+bool
+notify_template_key_exists(const char *template_key)
+{
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		found;
+
+	values[0] = CStringGetTextDatum(template_key);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ensure_state();
+	if (spi_execute_latest(key_plan, values, nulls) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up template: %s",
+			 SPI_result_code_string(SPI_result));
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * resolve
+ *		The version (*version when have_version, else the active one),
+ *		locale and category of template_key for the requested locale
+ *		(NULL: notify.default_locale), checking payload against the
+ *		version's schema.  Raises for unknown keys, locales and versions
+ *		and for payloads that do not match.
+ */
+static void
+resolve(const char *template_key, text *locale_arg, Jsonb *payload, bool have_version,
+		int32 *version_inout, char **locale_out, char **category_out)
+{
+	char	   *requested = NULL;
+	int			version = have_version ? *version_inout : 0;
+	char	   *cands[MAX_LOCALE_CANDIDATES];
+	int			ncands = 0;
+	char	   *deflocale;
+	bool		default_added = false;
+	StringInfoData key;
+	bool		cacheable;
+	ResolveCacheEntry *entry;
+	int			i;
+
 	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payload must be a JSON object, not %s", jsonb_root_type(payload))));
 
 	/* the locales to try, best first */
-	if (!PG_ARGISNULL(1))
+	if (locale_arg != NULL)
 	{
-		char	   *arg = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		char	   *arg = text_to_cstring(locale_arg);
 
 		requested = locale_canonical(arg, strlen(arg));
 		if (requested == NULL)
@@ -1665,11 +1729,9 @@ notify_template_resolve(PG_FUNCTION_ARGS)
 	payload_check(entry->checks, entry->nchecks, payload, template_key,
 				  entry->locale, entry->version);
 
-	tupdesc = result_tupdesc(fcinfo);
-	result[0] = Int32GetDatum(entry->version);
-	result[1] = CStringGetTextDatum(entry->locale);
-	result[2] = CStringGetTextDatum(entry->category);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
+	*version_inout = entry->version;
+	*locale_out = pstrdup(entry->locale);
+	*category_out = pstrdup(entry->category);
 }
 
 /*

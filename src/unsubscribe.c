@@ -64,12 +64,14 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "hmac.h"
+#include "notify.h"
 
 #define TOKEN_VERSION		1
 #define FLAG_EXPIRY			0x01
@@ -92,10 +94,13 @@ typedef struct DecideRels
 	AttrNumber	cat_name;
 	AttrNumber	cat_mandatory;
 	AttrNumber	cat_default_opt_in;
+	AttrNumber	cat_default_priority;
+	AttrNumber	cat_default_max_attempts;
 	Oid			channels;
 	Oid			channels_pkey;
 	AttrNumber	ch_name;
 	AttrNumber	ch_kind;
+	AttrNumber	ch_settings;
 	Oid			suppressions;
 	Oid			suppressions_pkey;
 	AttrNumber	sup_address;
@@ -285,10 +290,13 @@ decide_rels_get(Oid nsp)
 	r.cat_name = decide_attnum(r.categories, "name");
 	r.cat_mandatory = decide_attnum(r.categories, "mandatory");
 	r.cat_default_opt_in = decide_attnum(r.categories, "default_opt_in");
+	r.cat_default_priority = decide_attnum(r.categories, "default_priority");
+	r.cat_default_max_attempts = decide_attnum(r.categories, "default_max_attempts");
 	r.channels = decide_relid("notify_channels", nsp);
 	r.channels_pkey = decide_relid("notify_channels_pkey", nsp);
 	r.ch_name = decide_attnum(r.channels, "name");
 	r.ch_kind = decide_attnum(r.channels, "kind");
+	r.ch_settings = decide_attnum(r.channels, "settings");
 	r.suppressions = decide_relid("notify_suppressions", nsp);
 	r.suppressions_pkey = decide_relid("notify_suppressions_pkey", nsp);
 	r.sup_address = decide_attnum(r.suppressions, "address");
@@ -380,24 +388,10 @@ text_equal(Datum d, text *t)
 Datum
 notify_decide(PG_FUNCTION_ARGS)
 {
-	text	   *recipient;
-	text	   *category;
-	text	   *channel;
 	text	   *tenant = NULL;
-	text	   *address;
 	Oid			nsp;
-	const DecideRels *r;
-	Snapshot	snapshot;
-	Relation	rel;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		isnull;
-	bool		mandatory;
-	bool		default_opt_in;
-	bool		suppressed = false;
-	int			best_rank = -1;
-	bool		best_opted_in = false;
-	const char *result = NULL;
+	NotifyCategory cat;
+	const char *result;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -411,12 +405,8 @@ notify_decide(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("channel must not be null")));
-	recipient = PG_GETARG_TEXT_PP(0);
-	category = PG_GETARG_TEXT_PP(1);
-	channel = PG_GETARG_TEXT_PP(2);
 	if (!PG_ARGISNULL(3))
 		tenant = PG_GETARG_TEXT_PP(3);
-	address = normalize_address(recipient);
 
 	/* the schema is the function's own; remembered per call site */
 	if (fcinfo->flinfo->fn_extra == NULL)
@@ -427,21 +417,122 @@ notify_decide(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = p;
 	}
 	nsp = *(Oid *) fcinfo->flinfo->fn_extra;
-	r = decide_rels_get(nsp);
-	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 
-	/* the category */
-	rel = table_open(r->categories, AccessShareLock);
-	tup = lookup_one(rel, r->categories_pkey, r->cat_name, category, snapshot, &scan);
-	if (!HeapTupleIsValid(tup))
+	if (!notify_category_lookup(nsp, PG_GETARG_TEXT_PP(1), &cat))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown category \"%s\"", text_to_cstring(category)),
+				 errmsg("unknown category \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(1))),
 				 errhint("Categories are listed in notify_categories.")));
-	mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, RelationGetDescr(rel), &isnull));
-	default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, RelationGetDescr(rel), &isnull));
+	result = notify_decide_for(nsp, PG_GETARG_TEXT_PP(0), &cat, PG_GETARG_TEXT_PP(2),
+							   NULL, tenant);
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/* The snapshot catalog lookups read with: the statement's. */
+static Snapshot
+lookup_snapshot(void)
+{
+	return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+}
+
+/*
+ * notify_category_lookup
+ *		The notify_categories row called name in schema nsp, through its
+ *		primary key; false when there is none.
+ */
+bool
+notify_category_lookup(Oid nsp, text *name, NotifyCategory *out)
+{
+	const DecideRels *r = decide_rels_get(nsp);
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		isnull;
+	bool		found;
+
+	rel = table_open(r->categories, AccessShareLock);
+	tup = lookup_one(rel, r->categories_pkey, r->cat_name, name, lookup_snapshot(), &scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		out->name = name;
+		out->mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, desc, &isnull));
+		out->default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, desc, &isnull));
+		out->default_priority = DatumGetInt32(heap_getattr(tup, r->cat_default_priority, desc, &isnull));
+		out->default_max_attempts = DatumGetInt32(heap_getattr(tup, r->cat_default_max_attempts, desc, &isnull));
+	}
 	systable_endscan(scan);
 	table_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * notify_channel_lookup
+ *		The kind of the notify_channels row called name in schema nsp (and
+ *		whether its settings have a "url"), through its primary key; NULL
+ *		when there is none.
+ */
+char *
+notify_channel_lookup(Oid nsp, text *name, bool *has_url)
+{
+	const DecideRels *r = decide_rels_get(nsp);
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		isnull;
+	char	   *kind = NULL;
+
+	rel = table_open(r->channels, AccessShareLock);
+	tup = lookup_one(rel, r->channels_pkey, r->ch_name, name, lookup_snapshot(), &scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Datum		d = heap_getattr(tup, r->ch_kind, RelationGetDescr(rel), &isnull);
+
+		kind = isnull ? pstrdup("") : TextDatumGetCString(d);
+		*has_url = false;
+		d = heap_getattr(tup, r->ch_settings, RelationGetDescr(rel), &isnull);
+		if (!isnull)
+		{
+			Jsonb	   *settings = DatumGetJsonbP(d);
+			JsonbValue	k;
+
+			k.type = jbvString;
+			k.val.string.val = "url";
+			k.val.string.len = 3;
+			*has_url = JB_ROOT_IS_OBJECT(settings) &&
+				findJsonbValueFromContainer(&settings->root, JB_FOBJECT, &k) != NULL;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+	return kind;
+}
+
+/*
+ * notify_decide_for
+ *		The decision of notify_decide() for category cat (already looked
+ *		up), with the channel's kind when the caller knows it (NULL: read
+ *		it when needed).  NULL: send; else the reason not to.
+ */
+const char *
+notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
+				  text *channel, const char *channel_kind, text *tenant)
+{
+	const DecideRels *r = decide_rels_get(nsp);
+	text	   *address = normalize_address(recipient);
+	Snapshot	snapshot = lookup_snapshot();
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		isnull;
+	bool		suppressed = false;
+	int			best_rank = -1;
+	bool		best_opted_in = false;
+	bool		found_channel;
 
 	/*
 	 * A suppression in force, whatever the category: under the address,
@@ -474,9 +565,9 @@ notify_decide(PG_FUNCTION_ARGS)
 	}
 	table_close(rel, NoLock);
 	if (suppressed)
-		PG_RETURN_TEXT_P(cstring_to_text("suppressed"));
-	if (mandatory)
-		PG_RETURN_NULL();
+		return "suppressed";
+	if (cat->mandatory)
+		return NULL;
 
 	/* the most specific preference */
 	rel = table_open(r->preferences, AccessShareLock);
@@ -486,7 +577,7 @@ notify_decide(PG_FUNCTION_ARGS)
 		TupleDesc	desc = RelationGetDescr(rel);
 
 		text_key(&keys[0], irel, r->pref_recipient, address);
-		text_key(&keys[1], irel, r->pref_category, category);
+		text_key(&keys[1], irel, r->pref_category, cat->name);
 		index_close(irel, NoLock);
 		scan = systable_beginscan(rel, r->preferences_scope, true, snapshot, 2, keys);
 		while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -517,34 +608,26 @@ notify_decide(PG_FUNCTION_ARGS)
 	}
 	table_close(rel, NoLock);
 	if (best_rank >= 0)
-	{
-		if (best_opted_in)
-			PG_RETURN_NULL();
-		PG_RETURN_TEXT_P(cstring_to_text("opted_out"));
-	}
-	if (default_opt_in)
-		PG_RETURN_NULL();
+		return best_opted_in ? NULL : "opted_out";
+	if (cat->default_opt_in)
+		return NULL;
 
 	/* no choice made, opt-in category: only email needs the opt-in */
-	rel = table_open(r->channels, AccessShareLock);
-	tup = lookup_one(rel, r->channels_pkey, r->ch_name, channel, snapshot, &scan);
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown channel \"%s\"", text_to_cstring(channel)),
-				 errhint("Channels are listed in notify_channels.")));
+	if (channel_kind == NULL)
 	{
-		Datum		kind = heap_getattr(tup, r->ch_kind, RelationGetDescr(rel), &isnull);
-		const char *k = isnull ? "" : TextDatumGetCString(kind);
+		bool		has_url;
 
-		if (strcmp(k, "smtp") == 0 || strcmp(k, "http_email") == 0)
-			result = "not_opted_in";
+		channel_kind = notify_channel_lookup(nsp, channel, &has_url);
+		found_channel = channel_kind != NULL;
+		if (!found_channel)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown channel \"%s\"", text_to_cstring(channel)),
+					 errhint("Channels are listed in notify_channels.")));
 	}
-	systable_endscan(scan);
-	table_close(rel, NoLock);
-	if (result == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	if (strcmp(channel_kind, "smtp") == 0 || strcmp(channel_kind, "http_email") == 0)
+		return "not_opted_in";
+	return NULL;
 }
 
 /*---- base64url (RFC 4648 section 5, no padding) ----*/

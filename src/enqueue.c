@@ -1,0 +1,568 @@
+/*-------------------------------------------------------------------------
+ *
+ * enqueue.c
+ *		notify_enqueue(): check a notification and write it to the outbox in
+ *		the caller's transaction.
+ *
+ * This is the producer's hot path: it runs inside every business
+ * transaction that notifies, so it is C.  The checks read the channel, the
+ * category, suppressions and preferences through their indexes directly
+ * (unsubscribe.c) and the template through the per-process resolution
+ * cache (template.c); the one executor statement is the INSERT ... ON
+ * CONFLICT into notify_outbox, a plan kept for the life of the process.
+ *
+ * The SQL declaration is SECURITY DEFINER with a pinned search_path, so
+ * this runs as the extension's owner and every name in the kept plans is
+ * schema-qualified with the function's own schema.
+ *
+ * Dedup: the INSERT names the unique constraint on dedup_key with ON
+ * CONFLICT DO NOTHING, so two concurrent enqueues with one key never both
+ * insert and neither fails: the second waits for the first to commit or
+ * abort.  When nothing was inserted, a new statement (and so, in READ
+ * COMMITTED, a new snapshot) reads the existing row's id; a row removed
+ * meanwhile sends us round again.
+ *
+ * The COMMIT wake-up comes from the statement trigger on notify_outbox
+ * (wakeup.c), as for any other INSERT.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "notify.h"
+
+#define TEMPLATE_KEY_MAXLEN	128
+#define DEDUP_KEY_MAXLEN	256
+#define URL_MAXLEN			2048
+#define QUOTE_MAXCHARS		200
+
+/* the kept statements, for the schema they were prepared in */
+static Oid	plans_nsp = InvalidOid;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr existing_plan = NULL;
+static SPIPlanPtr audit_skipped_plan = NULL;
+static SPIPlanPtr audit_dedup_plan = NULL;
+
+PG_FUNCTION_INFO_V1(notify_enqueue);
+
+/*
+ * quote_value
+ *		A caller's value for an error message, as notify_quote() does: a JSON
+ *		string of its first 200 characters, control characters escaped.
+ */
+static char *
+quote_value(text *value)
+{
+	StringInfoData buf;
+	char	   *s = text_to_cstring(value);
+	int			len = pg_mbcharcliplen(s, strlen(s), QUOTE_MAXCHARS);
+
+	s[len] = '\0';
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name),
+				 hint ? errhint("%s", hint) : 0));
+}
+
+/* <domain>.<event>: [a-z0-9_]+ separated by dots, two parts or more */
+static bool
+template_key_is_valid(const char *s, int len)
+{
+	int			parts = 1;
+	int			run = 0;
+
+	if (len > TEMPLATE_KEY_MAXLEN)
+		return false;
+	for (int i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (c == '.')
+		{
+			if (run == 0)
+				return false;
+			parts++;
+			run = 0;
+		}
+		else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')
+			run++;
+		else
+			return false;
+	}
+	return run > 0 && parts >= 2;
+}
+
+/* BCP 47 shape: 2-3 letters, then groups of "-" and 1-8 letters or digits */
+static bool
+locale_is_valid(const char *s, int len)
+{
+	int			i = 0;
+
+	while (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')))
+		i++;
+	if (i < 2 || i > 3)
+		return false;
+	while (i < len)
+	{
+		int			run = 0;
+
+		if (s[i++] != '-')
+			return false;
+		while (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+						   (s[i] >= '0' && s[i] <= '9')))
+			i++, run++;
+		if (run < 1 || run > 8)
+			return false;
+	}
+	return true;
+}
+
+/* ASCII white space, as \s in a regular expression under the C locale */
+static inline bool
+is_space(unsigned char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* https?://<host: no space, "/", "?", "#", "@">(/<no space>)? */
+static bool
+url_is_valid(const char *s, int len)
+{
+	int			i;
+	int			host = 0;
+
+	if (len >= 7 && strncmp(s, "http://", 7) == 0)
+		i = 7;
+	else if (len >= 8 && strncmp(s, "https://", 8) == 0)
+		i = 8;
+	else
+		return false;
+	for (; i < len && s[i] != '/'; i++, host++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (is_space(c) || c == '?' || c == '#' || c == '@')
+			return false;
+	}
+	if (host == 0)
+		return false;
+	for (; i < len; i++)
+		if (is_space((unsigned char) s[i]))
+			return false;
+	return true;
+}
+
+static bool
+has_control_character(const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < 32 || c == 127)
+			return true;
+	}
+	return false;
+}
+
+/* The value of key in a JSON object, or NULL. */
+static JsonbValue *
+object_field(Jsonb *object, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&object->root, JB_FOBJECT, &k);
+}
+
+/* metadata ->> 'tenant' */
+static text *
+tenant_of(Jsonb *metadata)
+{
+	JsonbValue *v = object_field(metadata, "tenant");
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
+	if (v->type == jbvBool)
+		return cstring_to_text(v->val.boolean ? "true" : "false");
+	if (v->type == jbvNumeric)
+		return cstring_to_text(DatumGetCString(DirectFunctionCall1(numeric_out,
+																   NumericGetDatum(v->val.numeric))));
+	return cstring_to_text(JsonbToCString(NULL, v->val.binary.data, v->val.binary.len));
+}
+
+static const char *
+jsonb_type_name(Jsonb *j)
+{
+	if (JB_ROOT_IS_SCALAR(j))
+	{
+		JsonbValue	v;
+
+		if (!JsonbExtractScalar(&j->root, &v))
+			return "unknown";
+		switch (v.type)
+		{
+			case jbvNull:
+				return "null";
+			case jbvString:
+				return "string";
+			case jbvNumeric:
+				return "number";
+			case jbvBool:
+				return "boolean";
+			default:
+				return "unknown";
+		}
+	}
+	return JB_ROOT_IS_OBJECT(j) ? "object" : "array";
+}
+
+static SPIPlanPtr
+keep(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep plan of \"%s\"", sql);
+	return plan;
+}
+
+/* Prepare the statements for schema nsp, unless that was done. */
+static void
+prepare_plans(Oid nsp)
+{
+	const char *s;
+	Oid			insert_types[16] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, JSONBOID, INT4OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTOID};
+	Oid			existing_types[1] = {TEXTOID};
+	Oid			skipped_types[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			dedup_types[3] = {INT8OID, TEXTOID, TEXTOID};
+
+	if (plans_nsp == nsp && insert_plan != NULL)
+		return;
+	if (insert_plan)
+		SPI_freeplan(insert_plan);
+	if (existing_plan)
+		SPI_freeplan(existing_plan);
+	if (audit_skipped_plan)
+		SPI_freeplan(audit_skipped_plan);
+	if (audit_dedup_plan)
+		SPI_freeplan(audit_dedup_plan);
+	insert_plan = existing_plan = audit_skipped_plan = audit_dedup_plan = NULL;
+	plans_nsp = InvalidOid;
+
+	s = quote_identifier(get_namespace_name(nsp));
+	insert_plan = keep(psprintf(
+								"INSERT INTO %s.notify_outbox AS o"
+								" (dedup_key, template_key, template_version, locale, channel, category,"
+								"  recipient, payload, priority, max_attempts, send_at, expires_at,"
+								"  next_attempt_at, actor, metadata, status, skip_reason)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11,"
+								"  $13, $14, $15, $16)"
+								" ON CONFLICT ON CONSTRAINT notify_outbox_dedup_key_key DO NOTHING"
+								" RETURNING o.id", s),
+					   16, insert_types);
+	existing_plan = keep(psprintf("SELECT o.id FROM %s.notify_outbox o"
+								  " WHERE o.dedup_key OPERATOR(pg_catalog.=) $1", s),
+						 1, existing_types);
+	audit_skipped_plan = keep(psprintf("SELECT %s.notify_audit('skipped', 'outbox:' || $1,"
+									   " pg_catalog.jsonb_build_object('reason', $2, 'category', $3,"
+									   "  'channel', $4), $5)", s),
+							  5, skipped_types);
+	audit_dedup_plan = keep(psprintf("SELECT %s.notify_audit('deduplicated', 'outbox:' || $1,"
+									 " pg_catalog.jsonb_build_object('dedup_key', $2), $3)", s),
+							3, dedup_types);
+	plans_nsp = nsp;
+}
+
+/*
+ * notify_enqueue(template_key text, recipient text, payload jsonb,
+ *		channel text, category text, dedup_key text, send_at timestamptz,
+ *		locale text, priority integer, actor text, metadata jsonb,
+ *		expires_at timestamptz) RETURNS bigint
+ */
+Datum
+notify_enqueue(PG_FUNCTION_ARGS)
+{
+	text	   *template_key;
+	text	   *recipient;
+	Jsonb	   *payload;
+	text	   *channel;
+	text	   *category_arg = PG_ARGISNULL(4) ? NULL : PG_GETARG_TEXT_PP(4);
+	text	   *dedup_key = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	TimestampTz send_at;
+	text	   *locale = PG_ARGISNULL(7) ? NULL : PG_GETARG_TEXT_PP(7);
+	text	   *actor = PG_ARGISNULL(9) ? NULL : PG_GETARG_TEXT_PP(9);
+	Jsonb	   *metadata;
+	char	   *key;
+	char	   *rcpt;
+	int			rcpt_len;
+	int			rcpt_chars;
+	Oid			nsp;
+	char	   *kind;
+	bool		has_url = false;
+	bool		email;
+	int32		version = 0;
+	char	   *resolved_locale = NULL;
+	char	   *template_category = NULL;
+	text	   *category_name;
+	NotifyCategory cat;
+	const char *skip;
+	Datum		values[16];
+	char		nulls[16];
+	int64		id = 0;
+
+	require_arg(fcinfo, 0, "template_key", NULL);
+	require_arg(fcinfo, 1, "recipient", NULL);
+	require_arg(fcinfo, 2, "payload", "Pass '{}' for a notification without variables.");
+	require_arg(fcinfo, 3, "channel", NULL);
+	require_arg(fcinfo, 10, "metadata", NULL);
+	template_key = PG_GETARG_TEXT_PP(0);
+	recipient = PG_GETARG_TEXT_PP(1);
+	payload = PG_GETARG_JSONB_P(2);
+	channel = PG_GETARG_TEXT_PP(3);
+	metadata = PG_GETARG_JSONB_P(10);
+	key = text_to_cstring(template_key);
+	rcpt = text_to_cstring(recipient);
+	rcpt_len = strlen(rcpt);
+
+	if (!template_key_is_valid(key, strlen(key)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid template_key %s", quote_value(template_key)),
+				 errdetail("A template key is <domain>.<event>: lowercase letters, digits and \"_\", separated by dots, at most 128 characters.")));
+
+	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload must be a JSON object, not %s", jsonb_type_name(payload))));
+	{
+		/* the size limit is on the JSON text, as the setting says */
+		char	   *text = JsonbToCString(NULL, &payload->root, VARSIZE(payload));
+		int			size = strlen(text);
+
+		if (size > notify_max_payload_bytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload is too large: %d bytes", size),
+					 errdetail("notify.max_payload_bytes is %d bytes.", notify_max_payload_bytes),
+					 errhint("Store large data in your tables and pass its key in the payload.")));
+		pfree(text);
+	}
+	{
+		JsonbValue *subject = object_field(payload, "subject");
+
+		if (subject != NULL && subject->type == jbvString &&
+			(memchr(subject->val.string.val, '\r', subject->val.string.len) != NULL ||
+			 memchr(subject->val.string.val, '\n', subject->val.string.len) != NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload subject must not contain CR or LF"),
+					 errdetail("Line breaks in a header would let the payload add headers of its own.")));
+	}
+	if (!JB_ROOT_IS_OBJECT(metadata) || JB_ROOT_IS_SCALAR(metadata))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("metadata must be a JSON object, not %s", jsonb_type_name(metadata))));
+
+	/* the schema is the function's own; remembered per call site */
+	if (fcinfo->flinfo->fn_extra == NULL)
+	{
+		Oid		   *p = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+
+		*p = get_func_namespace(fcinfo->flinfo->fn_oid);
+		fcinfo->flinfo->fn_extra = p;
+	}
+	nsp = *(Oid *) fcinfo->flinfo->fn_extra;
+
+	/* the channel, and what its kind needs of the recipient */
+	kind = notify_channel_lookup(nsp, channel, &has_url);
+	if (kind == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown channel %s", quote_value(channel)),
+				 errhint("Channels are listed in notify_channels.")));
+	email = strcmp(kind, "smtp") == 0 || strcmp(kind, "http_email") == 0;
+	rcpt_chars = pg_mbstrlen_with_len(rcpt, rcpt_len);
+	if (email)
+	{
+		if (!notify_mailbox_is_valid(rcpt, rcpt_len))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("recipient %s is not a valid email address", quote_value(recipient)),
+					 errdetail("Channel %s delivers email and needs an RFC 5321 mailbox such as user@example.com.",
+							   quote_value(channel))));
+	}
+	else if (strcmp(kind, "webhook") == 0 && !has_url &&
+			 (rcpt_chars > URL_MAXLEN || !url_is_valid(rcpt, rcpt_len)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("recipient %s is not an http:// or https:// URL", quote_value(recipient)),
+				 errdetail("Channel %s posts to the URL given as the recipient.", quote_value(channel))));
+	else if ((strcmp(kind, "webhook") == 0 || strcmp(kind, "slack") == 0) &&
+			 (rcpt_chars > URL_MAXLEN || has_control_character(rcpt, rcpt_len)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("recipient %s must be at most 2048 characters without control characters",
+						quote_value(recipient))));
+
+	/*
+	 * The template: email needs a registered one (unknown keys, locales
+	 * without a template and payloads that miss variables are refused
+	 * here); webhooks and Slack use one when the key has one, else the
+	 * payload as it is.  The resolved version and locale are kept, so
+	 * retries render the same wording.
+	 */
+	if (email || notify_template_key_exists(key))
+		notify_template_resolve_for(key, locale, payload, &version,
+									&resolved_locale, &template_category);
+
+	category_name = category_arg ? category_arg :
+		cstring_to_text(template_category ? template_category : "transactional");
+	if (!notify_category_lookup(nsp, category_name, &cat))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown category %s", category_arg ? quote_value(category_arg) : "<NULL>"),
+				 errhint("Categories are listed in notify_categories.")));
+
+	if (dedup_key != NULL)
+	{
+		int			n = pg_mbstrlen_with_len(VARDATA_ANY(dedup_key), VARSIZE_ANY_EXHDR(dedup_key));
+
+		if (n < 1 || n > DEDUP_KEY_MAXLEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dedup_key must be 1 to 256 characters long, not %d", n)));
+	}
+	send_at = PG_ARGISNULL(6) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(6);
+	if (!PG_ARGISNULL(11) && PG_GETARG_TIMESTAMPTZ(11) <= send_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_at must be later than send_at (or now)"),
+				 errdetail("expires_at is %s.",
+						   DatumGetCString(DirectFunctionCall1(timestamptz_out,
+															   PG_GETARG_DATUM(11))))));
+	if (locale != NULL && !locale_is_valid(VARDATA_ANY(locale), VARSIZE_ANY_EXHDR(locale)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid locale %s", quote_value(locale)),
+				 errdetail("A locale is a BCP 47 language tag such as en, ja or pt-BR.")));
+
+	/*
+	 * Preferences and suppressions, in the caller's transaction: a message
+	 * that must not go out is still recorded, skipped, with the reason.
+	 */
+	skip = notify_decide_for(nsp, recipient, &cat, channel, kind, tenant_of(metadata));
+
+	if (actor == NULL && notify_actor != NULL && notify_actor[0] != '\0')
+		actor = cstring_to_text(notify_actor);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PointerGetDatum(dedup_key);
+	nulls[0] = dedup_key ? ' ' : 'n';
+	values[1] = PointerGetDatum(template_key);
+	values[2] = Int32GetDatum(version);
+	nulls[2] = resolved_locale ? ' ' : 'n';
+	if (resolved_locale)
+		values[3] = CStringGetTextDatum(resolved_locale);
+	else
+	{
+		values[3] = PointerGetDatum(locale);
+		nulls[3] = locale ? ' ' : 'n';
+	}
+	values[4] = PointerGetDatum(channel);
+	values[5] = PointerGetDatum(cat.name);
+	values[6] = PointerGetDatum(recipient);
+	values[7] = JsonbPGetDatum(payload);
+	values[8] = Int32GetDatum(PG_ARGISNULL(8) ? cat.default_priority : PG_GETARG_INT32(8));
+	values[9] = Int32GetDatum(cat.default_max_attempts);
+	values[10] = TimestampTzGetDatum(send_at);
+	values[11] = PG_ARGISNULL(11) ? (Datum) 0 : PG_GETARG_DATUM(11);
+	nulls[11] = PG_ARGISNULL(11) ? 'n' : ' ';
+	values[12] = PointerGetDatum(actor);
+	nulls[12] = actor ? ' ' : 'n';
+	values[13] = JsonbPGetDatum(metadata);
+	values[14] = CStringGetTextDatum(skip ? "skipped" : "pending");
+	values[15] = skip ? CStringGetTextDatum(skip) : (Datum) 0;
+	nulls[15] = skip ? ' ' : 'n';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans(nsp);
+	for (;;)
+	{
+		bool		isnull;
+		Datum		a[5];
+		char		an[5] = {' ', ' ', ' ', ' ', ' '};
+
+		if (SPI_execute_plan(insert_plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not insert into notify_outbox: %s", SPI_result_code_string(SPI_result));
+		if (SPI_processed == 1)
+		{
+			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			if (skip != NULL)
+			{
+				a[0] = Int64GetDatum(id);
+				a[1] = CStringGetTextDatum(skip);
+				a[2] = PointerGetDatum(cat.name);
+				a[3] = PointerGetDatum(channel);
+				a[4] = PointerGetDatum(actor);
+				an[4] = actor ? ' ' : 'n';
+				if (SPI_execute_plan(audit_skipped_plan, a, an, false, 1) != SPI_OK_SELECT)
+					elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
+			}
+			break;
+		}
+
+		/*
+		 * The key exists, committed by someone else: return that row's id.
+		 * (This new statement's snapshot sees it in READ COMMITTED; a row
+		 * removed meanwhile sends us round to insert again.)
+		 */
+		if (SPI_execute_plan(existing_plan, values, nulls, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read notify_outbox: %s", SPI_result_code_string(SPI_result));
+		if (SPI_processed == 1)
+		{
+			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			a[0] = Int64GetDatum(id);
+			a[1] = PointerGetDatum(dedup_key);
+			a[2] = PointerGetDatum(actor);
+			an[2] = actor ? ' ' : 'n';
+			if (SPI_execute_plan(audit_dedup_plan, a, an, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
