@@ -104,25 +104,8 @@ as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 "${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
 
 say "loading 100,000 recipients with preferences and 100,000 suppressions"
+"${PSQL[@]}" -d bench -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/preferences_data.sql"
 "${PSQL[@]}" -d bench <<'SQL'
-CREATE EXTENSION notify;
--- recipient i: user<i>@example<i % 1000>.com
-CREATE FUNCTION rcpt(i int) RETURNS text LANGUAGE sql IMMUTABLE
-	RETURN 'user' || i || '@example' || (i % 1000) || '.com';
-INSERT INTO notify_preferences (recipient, tenant, category, channel, opted_in, source)
-SELECT rcpt(i), NULL, 'marketing', NULL, i % 2 = 0, 'import' FROM generate_series(1, 100000) i
-UNION ALL
-SELECT rcpt(i), NULL, 'product', NULL, false, 'user' FROM generate_series(5, 100000, 5) i
-UNION ALL
-SELECT rcpt(i), 'tenant' || (i % 50), 'marketing', NULL, i % 20 <> 0, 'user' FROM generate_series(10, 100000, 10) i;
-INSERT INTO notify_suppressions (address, reason, source, detail)
-SELECT 'bounced' || i || '@example' || (i % 1000) || '.org', 'hard_bounce', 'smtp', '550 5.1.1 user unknown'
-FROM generate_series(1, 90000) i
-UNION ALL
-SELECT rcpt(i), CASE WHEN i % 20 = 0 THEN 'complaint' ELSE 'hard_bounce' END, 'postmark', NULL
-FROM generate_series(10, 100000, 10) i;
-VACUUM ANALYZE notify_preferences, notify_suppressions;
-
 CREATE TABLE tickets (
 	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	requester	text NOT NULL,

@@ -32,24 +32,26 @@
 #
 # Usage: bench/producer.sh            (as root or as a user that owns the
 #                                      PostgreSQL install; ~14 minutes)
+# PREFS=1 loads 100,000 recipients with preferences and 100,000
+# suppressions (bench/sql/preferences_data.sql) into both databases, and
+# every transaction, on every side, writes for a random one of those
+# recipients: notify_enqueue's preference and suppression checks then probe
+# loaded indexes, and every 10th recipient is suppressed (its row is stored
+# skipped, with an audit row).
 # Environment: DURATION (s per run, 20), ROUNDS (3), CLIENTS ("1 16"),
-#   VARIANTS (all six above), NOTIFY_BUILD=1 to build and install the tree
-#   even when notify is already installed.
+#   VARIANTS (all six above), NOTIFY_REV=<commit> to measure that commit
+#   instead of the working tree.
 source "$(dirname "$0")/../scripts/common.sh"
 
 DURATION=${DURATION:-20}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-"1 16"}
 VARIANTS=${VARIANTS:-"baseline notify pg_notify notify_idle notify_idle_notrig direct_idle"}
+PREFS=${PREFS:-0}
 read -r -a CLIENTS_A <<<"$CLIENTS"
 read -r -a VARIANTS_A <<<"$VARIANTS"
 
 install_packages
-if [ "${NOTIFY_BUILD:-0}" = 1 ] || [ ! -f "$($PG_BIN/pg_config --pkglibdir)/notify.so" ] ||
-	[ ! -f "$($PG_BIN/pg_config --sharedir)/extension/notify.control" ]; then
-	build_and_install
-fi
-
 WORK=$(scratch_dir /tmp/notify-bench)
 DATA=$WORK/data
 SOCK=$WORK/sock
@@ -73,6 +75,10 @@ for p in $(shuf -i 20000-60000 -n 50); do
 	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
 done
 [ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
+
+# notify built from this tree (or NOTIFY_REV) into a private copy of the
+# PostgreSQL install: nobody else's install changes what is measured.
+private_install "$WORK"
 
 say "scratch cluster in $WORK (port $PORT)"
 mkdir -p "$SOCK"
@@ -118,7 +124,13 @@ CREATE TABLE tickets (
 CREATE TABLE plain_outbox (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING IDENTITY);
 ALTER TABLE plain_outbox ADD PRIMARY KEY (id), ADD UNIQUE (dedup_key);
 SQL
+	if [ "$PREFS" = 1 ]; then
+		"${PSQL[@]}" -d "$db" -f "$NOTIFY_ROOT/bench/sql/preferences_data.sql"
+	fi
 done
+if [ "$PREFS" = 1 ]; then
+	echo "loaded into each database: $(DB=bench q "SELECT (SELECT count(*) FROM notify_preferences) || ' preferences, ' || (SELECT count(*) FROM notify_suppressions) || ' suppressions'")"
+fi
 
 echo "server: $(q 'SELECT version()')"
 echo "settings: $(q "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings
@@ -132,10 +144,12 @@ echo "settings: $(q "SELECT string_agg(name || '=' || setting, ', ' ORDER BY nam
 TICKET="INSERT INTO tickets (requester, subject, body) VALUES ('a@example.com', 'Printer on fire', 'It started smoking after the firmware update. Please advise; the office is evacuating and the fire brigade wants to know whether the toner is flammable.');"
 DEDUP="'ticket_reply:' || :run || ':' || :client_id || ':' || :n"
 PAYLOAD="jsonb_build_object('product_name', 'Acme', 'customer_name', 'Ada', 'ticket_id', :tid::bigint, 'ticket_subject', 'Printer on fire', 'agent_name', 'Sam', 'reply_body', 'Please unplug it and step away from the printer.', 'ticket_url', 'https://help.example.com/tickets/' || :tid)"
-HEAD=$'\\set tid random(1, 1000000000)\n\\set n :n + 1\nBEGIN;\n'"$TICKET"
-PLAIN_INSERT="INSERT INTO plain_outbox (dedup_key, template_key, recipient, payload) VALUES ($DEDUP, 'ticket.replied', 'a@example.com', $PAYLOAD);"
-NOTIFY_CALL="SELECT notify_enqueue('ticket.replied', 'a@example.com', $PAYLOAD, dedup_key => $DEDUP);"
-DIRECT_INSERT="INSERT INTO notify_outbox (dedup_key, template_key, recipient, payload) VALUES ($DEDUP, 'ticket.replied', 'a@example.com', $PAYLOAD);"
+HEAD=$'\\set tid random(1, 1000000000)\n\\set r random(1, 100000)\n\\set n :n + 1\nBEGIN;\n'"$TICKET"
+RCPT="'a@example.com'"
+[ "$PREFS" = 1 ] && RCPT="'user' || :r || '@example' || (:r % 1000) || '.com'"
+PLAIN_INSERT="INSERT INTO plain_outbox (dedup_key, template_key, recipient, payload) VALUES ($DEDUP, 'ticket.replied', $RCPT, $PAYLOAD);"
+NOTIFY_CALL="SELECT notify_enqueue('ticket.replied', $RCPT, $PAYLOAD, dedup_key => $DEDUP);"
+DIRECT_INSERT="INSERT INTO notify_outbox (dedup_key, template_key, recipient, payload) VALUES ($DEDUP, 'ticket.replied', $RCPT, $PAYLOAD);"
 
 printf '%s\n%s\nCOMMIT;\n' "$HEAD" "$PLAIN_INSERT" >"$WORK/baseline.sql"
 printf '%s\n%s\nCOMMIT;\n' "$HEAD" "$NOTIFY_CALL" >"$WORK/notify.sql"
