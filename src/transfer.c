@@ -34,10 +34,10 @@
  * What the wait set knows about one socket; the table is indexed by the
  * descriptor.
  *
- * A WaitEventSet can add an event and change its mask, but not remove it
- * (no release before 17 has a call for that).  So a socket keeps its
- * position while it lives, and the set is rebuilt only when positions that
- * may still fire must go, or when it is full:
+ * A WaitEventSet can add an event and change its mask, but PostgreSQL has
+ * no call to remove one.  So a socket keeps its position while it lives,
+ * and the set is rebuilt only when positions that may still fire must go,
+ * or when it is full:
  *
  * - An idle libcurl connection (libcurl says CURL_POLL_REMOVE between two
  *   requests) stays in the set waiting for readable: when libcurl takes it
