@@ -506,7 +506,7 @@ stop_pid "$check_PID"
 
 # What the lead asks about: SQL (claim, record, planning, index inserts,
 # commit and WAL), the wait loop and its wait-set rebuilds, libcurl, signing.
-PERF_FUNCS='notify_worker_main|run_transaction|claim_jobs|claim_record|GetCachedPlan|pg_plan_queries|ExecInsertIndexTuples|CommitTransactionCommand|XLogFlush|jsonb_to_recordset|transfer_wait|transfer_collect|WaitEventSetWait|FreeWaitEventSet|CreateWaitEventSet|AddWaitEventToSet|curl_multi_socket_action|curl_multi_add_handle|curl_easy_init|curl_easy_cleanup|curl_multi_remove_handle|curl_easy_setopt|start_jobs|http_prepare|notify_webhook_sign|JsonbToCString|fill_content|__send|__libc_recv|recv'
+PERF_FUNCS='notify_worker_main|run_transaction|claim_jobs|claim_record|GetCachedPlan|pg_plan_queries|ExecInsertIndexTuples|CommitTransactionCommand|XLogFlush|jsonb_to_recordset|transfer_wait|transfer_collect|WaitEventSetWait|FreeWaitEventSet|CreateWaitEventSet|AddWaitEventToSet|ModifyWaitEvent|curl_multi_socket_action|curl_multi_add_handle|curl_easy_init|curl_easy_cleanup|curl_multi_remove_handle|curl_easy_setopt|start_jobs|http_prepare|notify_webhook_sign|JsonbToCString|fill_content|__send|__libc_recv|recv'
 SYSCALL_EVENTS=syscalls:sys_enter_epoll_create1,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_fdatasync,syscalls:sys_enter_close
 
 # ---- the scenarios ----

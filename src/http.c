@@ -42,6 +42,13 @@
 #define HTTP_RESPONSE_MAX 8192
 #define HTTP_REPLY_PREFIX 256
 
+/*
+ * Easy handles kept between requests.  A handle holds no connection of its
+ * own (they are in libcurl's cache, shared by all handles), but making one
+ * and setting it up costs more than the request it carries.
+ */
+#define HTTP_IDLE_HANDLES_MAX 128
+
 /* One request in flight; lives in the job's batch memory. */
 typedef struct HttpRequest
 {
@@ -49,17 +56,24 @@ typedef struct HttpRequest
 	dlist_node	node;			/* in the list of active requests */
 	NotifyJob  *job;
 	CURL	   *easy;
-	struct curl_slist *headers;
+	struct curl_slist *headers; /* in the job's memory, see add_header */
+	struct curl_slist *headers_tail;
 	char	   *url;
 	StringInfoData response;	/* first HTTP_RESPONSE_MAX bytes */
 	char		message_id_header[128];	/* SendGrid's X-Message-Id */
+	bool		retry_after;	/* the response has a Retry-After header */
 	bool		refused;		/* destination address not allowed */
 	bool		allow_private;
 } HttpRequest;
 
 static dlist_head active = DLIST_STATIC_INIT(active);
+static CURL *idle_handles[HTTP_IDLE_HANDLES_MAX];
+static int	nidle_handles = 0;
 
 static void start_request(NotifyJob *job);
+static CURL *get_handle(void);
+static void put_handle(CURL *e);
+static void add_header(HttpRequest *r, char *line);
 static void request_done(TransferHandle *th, CURLcode rc);
 static void finish(NotifyJob *job, NotifyOutcome outcome);
 static char *build_webhook(NotifyJob *job, HttpRequest *r, char **error);
@@ -91,7 +105,7 @@ http_prepare(NotifyJob *job)
 
 	r->job = job;
 	r->allow_private = ch->allow_private;
-	initStringInfo(&r->response);
+	/* r->response stays empty (no buffer) until a response body arrives */
 	job->transport = r;
 
 	if (strcmp(ch->kind, "webhook") == 0)
@@ -107,9 +121,6 @@ http_prepare(NotifyJob *job)
 	{
 		job->outcome = NOTIFY_OUTCOME_PERMANENT;
 		job->error = error;
-		if (r->headers)
-			curl_slist_free_all(r->headers);
-		r->headers = NULL;
 		return false;
 	}
 	if (r->url == NULL || !host_allowed(ch, r->url))
@@ -117,22 +128,44 @@ http_prepare(NotifyJob *job)
 		job->outcome = NOTIFY_OUTCOME_PERMANENT;
 		job->error = r->url == NULL ? pstrdup("http: no destination URL") :
 			psprintf("http: destination host not in the channel's allowed_hosts");
-		curl_slist_free_all(r->headers);
-		r->headers = NULL;
 		return false;
 	}
 
+	/* copied: a reload of the channel frees its strings */
 	foreach(lc, ch->headers)
-		r->headers = curl_slist_append(r->headers, (char *) lfirst(lc));
-	r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
-	r->headers = curl_slist_append(r->headers, "Accept: application/json");
-	r->headers = curl_slist_append(r->headers, "User-Agent: notify/0.1 (PostgreSQL)");
+		add_header(r, pstrdup((char *) lfirst(lc)));
+	add_header(r, "Content-Type: application/json");
+	add_header(r, "Accept: application/json");
+	add_header(r, "User-Agent: notify/0.1 (PostgreSQL)");
 	/* no "Expect: 100-continue" round trip */
-	r->headers = curl_slist_append(r->headers, "Expect:");
+	add_header(r, "Expect:");
 
-	initStringInfo(&job->body);
-	appendStringInfoString(&job->body, body);
+	/* the body as built, palloc'd in the job's memory */
+	job->body.data = body;
+	job->body.len = strlen(body);
+	job->body.maxlen = job->body.len + 1;
+	job->body.cursor = 0;
 	return true;
+}
+
+/*
+ * Append a header line to r's list.  The list is libcurl's curl_slist, but
+ * made of nodes in the job's memory rather than libcurl's malloc'd copies:
+ * libcurl only reads it, while the request runs, and the job's memory
+ * outlives the request.  Never pass it to curl_slist_free_all.
+ */
+static void
+add_header(HttpRequest *r, char *line)
+{
+	struct curl_slist *node = palloc(sizeof(struct curl_slist));
+
+	node->data = line;
+	node->next = NULL;
+	if (r->headers_tail != NULL)
+		r->headers_tail->next = node;
+	else
+		r->headers = node;
+	r->headers_tail = node;
 }
 
 /* Start job now if its channel has a free connection slot, else queue it. */
@@ -184,13 +217,17 @@ http_release(bool started)
 	}
 }
 
-/* Hand a prepared request to libcurl. */
+/*
+ * Hand a prepared request to libcurl, on an idle easy handle if there is
+ * one.  Everything that depends on the request, its channel or a setting
+ * that a reload can change is set here, every time.
+ */
 static void
 start_request(NotifyJob *job)
 {
 	HttpRequest *r = (HttpRequest *) job->transport;
 	NotifyChannel *ch = job->ch;
-	CURL	   *e = curl_easy_init();
+	CURL	   *e = get_handle();
 	long		timeout = ch->timeout_ms > 0 ? ch->timeout_ms : notify_timeout;
 
 	ch->in_flight++;
@@ -204,29 +241,58 @@ start_request(NotifyJob *job)
 	r->th.on_done = request_done;
 	dlist_push_tail(&active, &r->node);
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, ch->follow_redirects ? 1L : 0L);
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->body.data);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) job->body.len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_response);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, keep_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	/* the private-address guard, for this request's channel */
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
-	/* a reused connection opens no socket: check the peer before each request too */
-	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, check_peer);
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, Min(timeout, 10000L));
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, notify_tls_verify ? 1L : 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, notify_tls_verify ? 2L : 0L);
 	transfer_add_handle(e, &r->th);
+}
+
+/*
+ * An easy handle for a request: an idle one, or a new one with the options
+ * that are the same for every request.
+ */
+static CURL *
+get_handle(void)
+{
+	CURL	   *e;
+
+	if (nidle_handles > 0)
+		return idle_handles[--nidle_handles];
+	e = curl_easy_init();
+	if (e == NULL)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_response);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, keep_header);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	/* a reused connection opens no socket: check the peer before each request too */
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, check_peer);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	return e;
+}
+
+/* Take a finished handle out of the multi and keep it for the next request. */
+static void
+put_handle(CURL *e)
+{
+	transfer_remove_handle(e);
+	if (nidle_handles < HTTP_IDLE_HANDLES_MAX)
+		idle_handles[nidle_handles++] = e;
+	else
+		curl_easy_cleanup(e);
 }
 
 /* libcurl finished a request: classify it, free it, start the next queued one. */
@@ -257,18 +323,19 @@ request_done(TransferHandle *th, CURLcode rc)
 	else
 	{
 		int			n = Min(r->response.len, HTTP_REPLY_PREFIX);
+		int			len;
 		int			i;
 
 		/* the reply: status and a printable prefix of the body */
-		snprintf(job->reply, NOTIFY_REPLY_LEN, "HTTP %ld: ", status);
-		for (i = 0; i < n && strlen(job->reply) < NOTIFY_REPLY_LEN - 1; i++)
+		len = snprintf(job->reply, NOTIFY_REPLY_LEN, "HTTP %ld: ", status);
+		len = Min(len, NOTIFY_REPLY_LEN - 1);
+		for (i = 0; i < n && len < NOTIFY_REPLY_LEN - 1; i++)
 		{
 			unsigned char c = (unsigned char) r->response.data[i];
-			size_t		len = strlen(job->reply);
 
-			job->reply[len] = (c >= 32 && c < 127) ? (char) c : ' ';
-			job->reply[len + 1] = '\0';
+			job->reply[len++] = (c >= 32 && c < 127) ? (char) c : ' ';
 		}
+		job->reply[len] = '\0';
 
 		if (status >= 200 && status < 300)
 		{
@@ -281,7 +348,9 @@ request_done(TransferHandle *th, CURLcode rc)
 			curl_off_t	wait = 0;
 
 			outcome = NOTIFY_OUTCOME_TRANSIENT;
-			if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &wait) == CURLE_OK && wait > 0)
+			/* asked only when this response has the header: the handle served others */
+			if (r->retry_after &&
+				curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &wait) == CURLE_OK && wait > 0)
 				job->retry_after = (int) Min(wait, (curl_off_t) 86400);
 			job->error = psprintf("http: status %ld", status);
 		}
@@ -310,12 +379,9 @@ finish(NotifyJob *job, NotifyOutcome outcome)
 	if (r->easy != NULL)
 	{
 		dlist_delete(&r->node);
-		transfer_close_handle(r->easy, PGINVALID_SOCKET);
+		put_handle(r->easy);
 	}
 	r->easy = NULL;
-	if (r->headers != NULL)
-		curl_slist_free_all(r->headers);
-	r->headers = NULL;
 	job->outcome = outcome;
 	ch->in_flight--;
 	transfer_job_done(job);
@@ -338,15 +404,15 @@ build_webhook(NotifyJob *job, HttpRequest *r, char **error)
 
 	body = pg_server_to_any(body, strlen(body), PG_UTF8);
 	r->url = pstrdup(ch->url ? ch->url : job->recipient);
-	r->headers = curl_slist_append(r->headers, psprintf("webhook-id: %s", msg_id));
-	r->headers = curl_slist_append(r->headers, psprintf("webhook-timestamp: " INT64_FORMAT, ts));
+	add_header(r, psprintf("webhook-id: %s", msg_id));
+	add_header(r, psprintf("webhook-timestamp: " INT64_FORMAT, ts));
 	if (ch->secret != NULL)
 	{
 		char	   *sig = notify_webhook_sign(ch->secret, msg_id, ts, body, strlen(body), error);
 
 		if (sig == NULL)
 			return NULL;
-		r->headers = curl_slist_append(r->headers, psprintf("webhook-signature: %s", sig));
+		add_header(r, psprintf("webhook-signature: %s", sig));
 	}
 	return body;
 }
@@ -415,7 +481,7 @@ build_email(NotifyJob *job, HttpRequest *r, char **error)
 	if (strcmp(ch->provider, "postmark") == 0)
 	{
 		r->url = pstrdup(ch->url ? ch->url : "https://api.postmarkapp.com/email");
-		r->headers = curl_slist_append(r->headers, psprintf("X-Postmark-Server-Token: %s", ch->secret));
+		add_header(r, psprintf("X-Postmark-Server-Token: %s", ch->secret));
 		cJSON_AddStringToObject(msg, "From", from_name ? psprintf("\"%s\" <%s>", from_name, from) : from);
 		cJSON_AddStringToObject(msg, "To", job->recipient);
 		cJSON_AddStringToObject(msg, "Subject", job->subject ? job->subject : "");
@@ -448,7 +514,7 @@ build_email(NotifyJob *job, HttpRequest *r, char **error)
 		cJSON	   *content = cJSON_AddArrayToObject(msg, "content");
 
 		r->url = pstrdup(ch->url ? ch->url : "https://api.sendgrid.com/v3/mail/send");
-		r->headers = curl_slist_append(r->headers, psprintf("Authorization: Bearer %s", ch->secret));
+		add_header(r, psprintf("Authorization: Bearer %s", ch->secret));
 		cJSON_AddStringToObject(addr, "email", job->recipient);
 		cJSON_AddItemToArray(to, addr);
 		cJSON_AddItemToArray(pers, p);
@@ -654,6 +720,8 @@ keep_response(char *buffer, size_t size, size_t nitems, void *userdata)
 	{
 		MemoryContext old = MemoryContextSwitchTo(r->job->batch->cxt);
 
+		if (r->response.data == NULL)
+			initStringInfo(&r->response);
 		appendBinaryStringInfo(&r->response, buffer,
 							   Min(n, (size_t) (HTTP_RESPONSE_MAX - r->response.len)));
 		MemoryContextSwitchTo(old);
@@ -661,7 +729,7 @@ keep_response(char *buffer, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-/* libcurl header callback: keep SendGrid's X-Message-Id. */
+/* libcurl header callback: keep SendGrid's X-Message-Id; note Retry-After. */
 static size_t
 keep_header(char *buffer, size_t size, size_t nitems, void *userdata)
 {
@@ -670,7 +738,9 @@ keep_header(char *buffer, size_t size, size_t nitems, void *userdata)
 	const char *name = "x-message-id:";
 	size_t		nlen = strlen(name);
 
-	if (n > nlen && pg_strncasecmp(buffer, name, nlen) == 0)
+	if (n > 12 && pg_strncasecmp(buffer, "retry-after:", 12) == 0)
+		r->retry_after = true;
+	else if (n > nlen && pg_strncasecmp(buffer, name, nlen) == 0)
 	{
 		size_t		start = nlen;
 		size_t		end = n;

@@ -102,6 +102,7 @@ typedef void (*TransferSocketCallback) (void *arg, uint32 events);
 extern void transfer_init(void);
 extern void transfer_shutdown(void);
 extern void transfer_add_handle(CURL *easy, TransferHandle *owner);
+extern void transfer_remove_handle(CURL *easy);
 extern void transfer_close_handle(CURL *easy, pgsocket fd);
 extern void transfer_watch(pgsocket fd, uint32 events, TransferSocketCallback callback, void *arg);
 extern void transfer_unwatch(pgsocket fd);

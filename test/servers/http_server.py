@@ -31,6 +31,8 @@ Command line
   --sendgrid-key KEY       the only "Authorization: Bearer" key accepted
                            (default: any non-empty key)
   --idle-timeout SEC    close idle keep-alive connections after SEC s (300)
+  --idle-reset          close them with a TCP RST (SO_LINGER 0) instead of
+                        a FIN, as a crashed or aggressive server would
   --watch-pid PID       exit when process PID is gone (test-runner guard)
 
 Log lines
@@ -696,6 +698,18 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(srv.args.idle_timeout)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle_one_request(self):
+        if self.server.args.idle_reset:
+            # wait for the next request ourselves, to reset an idle connection
+            try:
+                ready = select.select([self.connection], [], [], self.server.args.idle_timeout)[0]
+            except (OSError, ValueError):
+                ready = [self.connection]
+            if not ready:
+                self.reset()
+                return
+        super().handle_one_request()
+
     def finish(self):
         try:
             super().finish()
@@ -974,6 +988,7 @@ def parse_args(argv):
     p.add_argument("--postmark-token")
     p.add_argument("--sendgrid-key")
     p.add_argument("--idle-timeout", type=float, default=300)
+    p.add_argument("--idle-reset", action="store_true")
     p.add_argument("--watch-pid", type=int)
     args = p.parse_args(argv)
     for s in args.verify_webhook_secret:

@@ -479,6 +479,34 @@ sub sendgrid
 	ok(!kill(0, $pid), 'server stopped when its object went away');
 }
 
+# ------------------------------------------------- idle connections
+# --idle-timeout closes an idle keep-alive connection with a FIN (orderly
+# EOF); with --idle-reset, with a RST.  The worker's tests rely on both.
+for my $reset (0, 1)
+{
+	my $s = NotifyTest::HTTP->start(idle_timeout => 0.5, $reset ? (args => ['--idle-reset']) : ());
+	my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $s->port, Timeout => 5);
+	print $c "POST /idle HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na";
+	my ($buf, $got) = ('', '');
+	while ($got !~ /\r\n\r\nok/ && sysread($c, $buf, 1000)) { $got .= $buf; }
+	like($got, qr{^HTTP/1\.1 200}, ($reset ? '--idle-reset' : '--idle-timeout') . ': first request answered on a kept connection');
+	my $t0  = time;
+	my $n   = sysread($c, $buf, 100);
+	my $err = $! + 0;
+	my $waited = time - $t0;
+	if ($reset)
+	{
+		ok(!defined $n && $err == ECONNRESET, '--idle-reset: the idle connection is reset (ECONNRESET)');
+	}
+	else
+	{
+		is($n, 0, '--idle-timeout: the idle connection is closed (EOF)');
+	}
+	ok($waited > 0.3 && $waited < 4, sprintf('... after the idle timeout (%.2f s)', $waited));
+	close $c;
+	$s->stop;
+}
+
 # ------------------------------------------------------------------ stop
 {
 	my $pid  = $srv->pid;

@@ -10,6 +10,8 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(hmac_sha256_base64);
 use MIME::Base64 qw(decode_base64);
+use JSON::PP;
+use POSIX ();
 use NotifyTest::HTTP;
 use NotifyTest::Node;
 
@@ -163,6 +165,90 @@ psql(qq{SELECT notify_channel_put('sg', 'http_email', '{"provider": "sendgrid", 
 $id = psql(q{SELECT notify_enqueue('notify.message', 'c@example.com', '{"subject": "s", "text": "t"}', channel => 'sg')});
 ok(defined NotifyTest::Node::wait_for($node, "SELECT attempts >= 2 FROM notify_outbox WHERE id = $id", 't', 20),
 	'a wrong API token (401) is transient: retried');
+
+# ---- connections: keep-alive, servers closing idle ones, many sockets ----
+# The worker's wait set keeps a socket's position while the connection
+# lives and only changes its mask; these check what that must survive.
+# Each server here is fresh, so its connection numbers are ours alone.
+sub worker_cpu
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/stat") or return undef;
+	my @f = split ' ', (split /\)/, scalar <$fh>)[-1];
+	return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+}
+sub wait_channel_sent
+{
+	my ($ch, $n, $timeout) = @_;
+	return NotifyTest::Node::wait_for($node,
+		"SELECT count(*) FROM notify_outbox WHERE channel = '$ch' AND status = 'sent'", $n, $timeout // 30);
+}
+my $worker = NotifyTest::Node::worker_pid($node);
+
+{
+	my $srv = NotifyTest::HTTP->start(verify_webhook_secret => $secret);
+	my $u   = $srv->url('');
+	psql(qq{SELECT notify_channel_put('pooled', 'webhook', '{"allow_private_destinations": true, "max_connections": 2}', '$secret')});
+	psql(qq{SELECT count(notify_enqueue('order.shipped', '$u/webhook/pooled', jsonb_build_object('n', i), channel => 'pooled')) FROM generate_series(1, 30) i});
+	ok(defined wait_channel_sent('pooled', 30), 'keep-alive: 30 webhooks sent');
+	my @r = $srv->requests;
+	my %conns = map { $_->{conn} => 1 } @r;
+	cmp_ok(scalar(keys %conns), '<=', 2, sprintf('... over at most max_connections (2) connections (%d)', scalar keys %conns));
+	is(scalar(grep { $_->{signature_valid} } @r), 30, '... each signed for its own body on reused handles');
+	is(join(',', sort { $a <=> $b } map { $_->{body} =~ /"n": (\d+)/ ? $1 : 0 } @r), join(',', 1 .. 30),
+		'... each body sent once');
+
+	# a 429 with Retry-After, then a 503 without, on the same (only) pooled
+	# handle: the second must not inherit the first's Retry-After (libcurl
+	# keeps it on the handle; recent versions reset it per transfer, older
+	# ones did not, and http.c asks only when the response has the header)
+	$srv->set_mode({ rules => [ { path => '/webhook/ra1', status => 429, retry_after => 60, count => 1 },
+		{ path => '/webhook/ra2', status => 503, count => 1 } ] });
+	psql(qq{SELECT notify_channel_put('single', 'webhook', '{"allow_private_destinations": true, "max_connections": 1}', '$secret')});
+	my $ra1 = psql(qq{SELECT notify_enqueue('order.shipped', '$u/webhook/ra1', '{}', channel => 'single')});
+	ok(defined NotifyTest::Node::wait_for($node, "SELECT attempts FROM notify_outbox WHERE id = $ra1", '1'), '429 with Retry-After: 60 answered');
+	my $ra2 = psql(qq{SELECT notify_enqueue('order.shipped', '$u/webhook/ra2', '{}', channel => 'single')});
+	ok(defined wait_status($ra2, 'sent', 15), 'a following 503 without Retry-After is retried at retry_base, not after 60 s');
+	is(psql("SELECT status FROM notify_outbox WHERE id = $ra1"), 'pending', '... while the 429 still waits its 60 s');
+	$srv->set_mode({});
+	$srv->stop;
+}
+
+# Servers that close idle keep-alive connections, with a FIN or a RST: the
+# worker must neither spin on the dead sockets nor fail the next requests.
+for my $how ('fin', 'rst')
+{
+	my $srv = NotifyTest::HTTP->start(idle_timeout => 0.5, $how eq 'rst' ? (args => ['--idle-reset']) : ());
+	my $u   = $srv->url('');
+	psql(qq{SELECT notify_channel_put('idle_$how', 'webhook', '{"allow_private_destinations": true, "max_connections": 4}', '$secret')});
+	psql(qq{SELECT count(notify_enqueue('order.shipped', '$u/webhook/a', '{}', channel => 'idle_$how')) FROM generate_series(1, 8)});
+	ok(defined wait_channel_sent("idle_$how", 8), "idle close ($how): first 8 sent");
+	sleep 1.5;    # the server closes them now
+	my $c0 = worker_cpu($worker);
+	sleep 2;
+	my $used = worker_cpu($worker) - $c0;
+	cmp_ok($used, '<', 0.3, sprintf('... the worker does not spin on the closed connections (%.2f s CPU in 2 s)', $used));
+	psql(qq{SELECT count(notify_enqueue('order.shipped', '$u/webhook/b', '{}', channel => 'idle_$how')) FROM generate_series(1, 8)});
+	ok(defined wait_channel_sent("idle_$how", 16), '... the next 8 sent, on new connections');
+	is(psql(qq{SELECT count(*) FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id WHERE o.channel = 'idle_$how' AND a.outcome <> 'sent'}),
+		'0', '... and no attempt failed');
+	$srv->stop;
+}
+
+# A server that closes every connection after its response: every request
+# opens a socket, most of them reusing a closed one's descriptor number,
+# and far more than the wait set has room for before it is rebuilt.
+{
+	my $srv = NotifyTest::HTTP->start(mode => { close => JSON::PP::true, status => 200 });
+	my $u   = $srv->url('');
+	psql(qq{SELECT notify_channel_put('churn', 'webhook', '{"allow_private_destinations": true, "max_connections": 4}', '$secret')});
+	psql(qq{SELECT count(notify_enqueue('order.shipped', '$u/webhook/churn', '{}', channel => 'churn')) FROM generate_series(1, 200)});
+	ok(defined wait_channel_sent('churn', 200, 60), 'Connection: close on every response: 200 sent');
+	my %conns = map { $_->{conn} => 1 } $srv->requests;
+	is(scalar(keys %conns), 200, '... over 200 connections');
+	is(NotifyTest::Node::worker_pid($node), $worker, '... by the same worker process (no error, no restart)');
+	$srv->stop;
+}
 
 # ---- secrets stay secret ----
 my $log = slurp_file($node->logfile);
