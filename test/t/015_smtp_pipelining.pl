@@ -1,0 +1,156 @@
+# SMTP PIPELINING (RFC 2920) against a real SMTP server, once with the
+# server offering PIPELINING (MAIL, RCPT and DATA go in one write) and once
+# without (each command waits for its reply): delivery, lines starting with
+# ".", refusals of MAIL, RCPT and DATA, 421, a dropped connection and a
+# stalled server, each with the right outcome for the right row and the
+# connection still usable afterwards where the server kept it open.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use MIME::QuotedPrint ();
+use NotifyTest::SMTP;
+use NotifyTest::Node;
+
+for my $pipelining (1, 0)
+{
+	my $mode = $pipelining ? 'pipelining' : 'lock-step';
+
+	# data_without_rcpt: DATA gets 354 even when every RCPT was refused,
+	# which RFC 2920 3.1 tells a pipelining client to expect.
+	my $smtp = NotifyTest::SMTP->start(pipelining => $pipelining, data_without_rcpt => 1);
+	my $node = NotifyTest::Node->new("pipelining_$pipelining", smtp => $smtp,
+		conf => {
+			'notify.max_connections' => 1,
+			'notify.timeout' => q{'1s'},
+			'notify.poll_interval' => q{'200ms'} });
+
+	my $enqueue = sub {
+		my ($rcpt, $text) = @_;
+		$text //= 't';
+		return $node->safe_psql('postgres',
+			"SELECT notify_enqueue('notify.message', '$rcpt', jsonb_build_object('subject', 's', 'text', \$t\$$text\$t\$))");
+	};
+	my $wait_row = sub {
+		my ($id, $status, $timeout) = @_;
+		return NotifyTest::Node::wait_for($node,
+			"SELECT status FROM notify_outbox WHERE id = $id", $status, $timeout // 20);
+	};
+	my $received = sub {
+		my ($rcpt) = @_;
+		return grep { $_->{rcpt_tos}[0] eq $rcpt } $smtp->messages;
+	};
+	my $history = sub {
+		my ($id) = @_;
+		return $node->safe_psql('postgres',
+			"SELECT string_agg(outcome || ':' || coalesce(response_code::text, '-'), ',' ORDER BY attempt) FROM notify_attempts WHERE outbox_id = $id");
+	};
+
+	# ---- delivery, one connection, commands pipelined or not ----
+	my @ids = map { $enqueue->("d$_\@example.com") } 1 .. 5;
+	ok(defined NotifyTest::Node::wait_for($node,
+			"SELECT count(*) FROM notify_outbox WHERE status = 'sent'", '5', 20),
+		"$mode: five messages sent");
+	my @msgs = $smtp->messages;
+	is(scalar(grep { $_->{pipelined} } @msgs), $pipelining ? 5 : 0,
+		"$mode: the server saw " . ($pipelining ? 'every' : 'no') . ' transaction pipelined');
+	my %peers = map { $_->{peer}[1] => 1 } @msgs;
+	is(scalar(keys %peers), 1, "$mode: all over one connection");
+	my ($port) = keys %peers;
+
+	# ---- lines starting with "." arrive intact ----
+	my $text = ".\n..\n.hidden\nmiddle . dot\n" . ('.' x 100) . "\n" . ('x' x 75) . ".after a soft break\n. \nend";
+	my $id = $enqueue->('dots@example.com', $text);
+	ok(defined $wait_row->($id, 'sent'), "$mode: message with leading dots sent");
+	my ($dots) = $received->('dots@example.com');
+	my $raw = do { local $/; open(my $fh, '<:raw', $dots->{path}) or die; <$fh> };
+	unlike($raw, qr/^\./m, "$mode: no line of the stored message starts with a dot");
+	my ($body) = $raw =~ /\r\n\r\n(.*)\z/s;
+	my $decoded = MIME::QuotedPrint::decode_qp($body);
+	$decoded =~ s/\r\n/\n/g;
+	$decoded =~ s/\n\z//;
+	is($decoded, $text, "$mode: the text decodes to what was enqueued, dots and all");
+
+	# ---- 550 to RCPT: fails at once; the next message goes on the same connection ----
+	$smtp->set_mode({ rules => [ { rcpt_prefix => 'bounce', mode => '550' } ] });
+	my @mixed = map { $enqueue->(($_ % 3 == 0 ? 'bounce' : 'fine') . "$_\@example.com") } 1 .. 9;
+	ok(defined NotifyTest::Node::wait_for($node,
+			"SELECT count(*) FROM notify_outbox WHERE id IN (" . join(',', @mixed) . ") AND status IN ('sent', 'failed')", '9', 20),
+		"$mode: a mix of good and refused recipients is done");
+	is($node->safe_psql('postgres', "SELECT string_agg(split_part(recipient, '\@', 1) || '=' || status || ':' || attempts, ',' ORDER BY id) FROM notify_outbox WHERE id IN (" . join(',', @mixed) . ")"),
+		'fine1=sent:1,fine2=sent:1,bounce3=failed:1,fine4=sent:1,fine5=sent:1,bounce6=failed:1,fine7=sent:1,fine8=sent:1,bounce9=failed:1',
+		"$mode: each refused recipient failed after one attempt, every other row sent");
+	is($node->safe_psql('postgres', "SELECT DISTINCT last_error FROM notify_outbox WHERE recipient LIKE 'bounce%'"),
+		'smtp: 550 5.1.1 User unknown', "$mode: last_error is the RCPT reply");
+	is($node->safe_psql('postgres', "SELECT count(*), min(outcome), max(outcome), max(enhanced_status) FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id WHERE o.recipient LIKE 'bounce%'"),
+		'3|permanent|permanent|5.1.1', "$mode: three permanent attempts recorded with the reply");
+	is(scalar(map { $received->("fine$_\@example.com") } 1, 2, 4, 5, 7, 8), 6, "$mode: every good recipient got its message once");
+	is(scalar(grep { $_->{rcpt_tos}[0] =~ /^bounce/ } $smtp->messages), 0, "$mode: nothing stored for refused recipients");
+	my @empty = grep { ($_->{mode} // '') eq 'no-recipients' } $smtp->events;
+	if ($pipelining)
+	{
+		is(scalar(@empty), 3, 'pipelining: the 354 that came after each refused RCPT was answered');
+		is(scalar(grep { $_->{size} == 0 } @empty), 3, 'pipelining: with an empty message (a lone ".")');
+	}
+	else
+	{
+		is(scalar(@empty), 0, 'lock-step: no DATA after a refused RCPT');
+	}
+	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+	$smtp->set_mode({ mode => 'accept' });
+
+	# ---- 451 to MAIL: retried, delivered once ----
+	$smtp->set_mode({ mode => '451', at => 'mail', count => 1 });
+	$id = $enqueue->('mail451@example.com');
+	ok(defined $wait_row->($id, 'sent'), "$mode: 451 to MAIL, then sent");
+	is($history->($id), 'transient:451,sent:250', "$mode: attempt history transient 451, then sent");
+	is(scalar($received->('mail451@example.com')), 1, "$mode: delivered once");
+	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+
+	# ---- 550 to DATA (after MAIL and RCPT were accepted): permanent ----
+	$smtp->set_mode({ mode => '554', at => 'datacmd', count => 1 });
+	$id = $enqueue->('data554@example.com');
+	ok(defined $wait_row->($id, 'failed'), "$mode: 554 to DATA: failed");
+	is($history->($id), 'permanent:554', "$mode: one permanent attempt");
+	$id = $enqueue->('afterdata@example.com');
+	ok(defined $wait_row->($id, 'sent'), "$mode: the next message is sent");
+	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+
+	# ---- 421 to RCPT: the server closes; transient, sent on a new connection ----
+	$smtp->set_mode({ mode => '421', at => 'rcpt', count => 1 });
+	$id = $enqueue->('rcpt421@example.com');
+	ok(defined $wait_row->($id, 'sent'), "$mode: 421 to RCPT, then sent");
+	is($history->($id), 'transient:421,sent:250', "$mode: attempt history transient 421, then sent");
+	my ($m421) = $received->('rcpt421@example.com');
+	isnt($m421->{peer}[1], $port, "$mode: sent over a new connection");
+	$port = $m421->{peer}[1];
+
+	# ---- the connection drops in the middle of the group ----
+	$smtp->set_mode({ mode => 'drop', at => 'rcpt', count => 1 });
+	$id = $enqueue->('drop@example.com');
+	ok(defined $wait_row->($id, 'sent'), "$mode: connection dropped at RCPT, then sent");
+	like($history->($id), qr/^transient:-,sent:250$/, "$mode: attempt history lost connection, then sent");
+	is(scalar($received->('drop@example.com')), 1, "$mode: delivered once");
+
+	# ---- the server stalls on MAIL: timeout, retried ----
+	$smtp->set_mode({ mode => 'stall', at => 'mail', seconds => 3, then => 'drop', count => 1 });
+	$id = $enqueue->('stall@example.com');
+	ok(defined $wait_row->($id, 'sent', 30), "$mode: stalled at MAIL, then sent");
+	is($history->($id), 'transient:-,sent:250', "$mode: attempt history timeout, then sent");
+	like($node->safe_psql('postgres', "SELECT error FROM notify_attempts WHERE outbox_id = $id AND attempt = 1"),
+		qr/timed out/, "$mode: the first attempt timed out");
+
+	# every row ended as planned, and nobody got a message twice
+	is($node->safe_psql('postgres', "SELECT count(*) FROM notify_outbox WHERE status NOT IN ('sent', 'failed')"),
+		'0', "$mode: no row left in flight");
+	my %seen;
+	$seen{ $_->{rcpt_tos}[0] }++ for $smtp->messages;
+	is(scalar(grep { $_ > 1 } values %seen), 0, "$mode: no recipient got a message twice");
+
+	$node->stop;
+	$smtp->stop;
+}
+
+done_testing();
