@@ -23,6 +23,14 @@
  * before it takes the next message.  Without PIPELINING each command waits
  * for its reply.
  *
+ * With a backlog, the next message's group goes in the same write as the
+ * message before it (RFC 2920 allows the message content first in a
+ * group): its end ".", then MAIL, RCPT and DATA of the next job.  So a
+ * connection has at most two jobs: job, whose message was sent and whose
+ * final reply is awaited, and next, whose three replies follow that final
+ * reply; the final reply makes next the job.  This is one round trip per
+ * message.  A lost connection, a 421 or a timeout fails both.
+ *
  * At most notify.max_connections connections are open; messages queue for
  * a free one, and connections are reused for message after message.  A
  * send has notify.timeout from the moment it gets a connection; a send
@@ -71,10 +79,14 @@ typedef struct SmtpConn
 	TransferHandle th;			/* first: libcurl's CURLOPT_PRIVATE */
 	CURL	   *easy;
 	pgsocket	fd;
+	int			slot;			/* index in conns */
 	SmtpStep	step;
 	NotifyJob  *job;			/* the message of the current transaction */
 	TimestampTz deadline;		/* the job fails, and the connection closes,
 								 * when it passes */
+	NotifyJob  *next;			/* job whose group went after job's message */
+	TimestampTz next_deadline;	/* its deadline */
+	size_t		next_at;		/* where its group starts in out */
 	char	   *url;			/* relay it is connected to */
 	bool		pipelining;		/* the EHLO reply offered PIPELINING */
 	bool		pipelined;		/* this transaction's commands went as a group */
@@ -110,6 +122,10 @@ static void flush_out(SmtpConn *c);
 static void read_replies(SmtpConn *c);
 static void handle_reply(SmtpConn *c, int code, const char *line);
 static void finish_job(SmtpConn *c, NotifyOutcome outcome, int code, const char *reply, const char *error);
+static void end_job(NotifyJob *job, NotifyOutcome outcome, int code, const char *reply, const char *error);
+static void lose_connection(SmtpConn *c, int code, const char *reply, const char *error);
+static int	format_group(SmtpConn *c, NotifyJob *job);
+static void chain_next(SmtpConn *c);
 static void close_connection(SmtpConn *c);
 static void watch(SmtpConn *c);
 static char *provider_id_from_reply(const char *reply);
@@ -250,6 +266,7 @@ conn_slot(int i)
 		{
 			conns[nconns] = MemoryContextAllocZero(TopMemoryContext, sizeof(SmtpConn));
 			conns[nconns]->fd = PGINVALID_SOCKET;
+			conns[nconns]->slot = nconns;
 		}
 	}
 	return conns[i];
@@ -287,8 +304,7 @@ smtp_check_deadlines(TimestampTz now)
 		{
 			char	   *error = psprintf("smtp: timed out after %d ms waiting for the server", notify_timeout);
 
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, 0, NULL, error);
-			close_connection(c);
+			lose_connection(c, 0, NULL, error);
 		}
 	}
 	dispatch();
@@ -323,6 +339,13 @@ smtp_release(bool started)
 			c->job = NULL;
 			job->outcome = NOTIFY_OUTCOME_RELEASED;
 			transfer_job_done(job);
+			if (c->next != NULL)
+			{
+				job = c->next;
+				c->next = NULL;
+				job->outcome = NOTIFY_OUTCOME_RELEASED;
+				transfer_job_done(job);
+			}
 
 			/*
 			 * The row goes back to pending: its transaction must not
@@ -471,8 +494,18 @@ begin_transaction(SmtpConn *c, NotifyJob *job)
 	c->pipelined = c->pipelining;
 	c->refused = false;
 	if (c->pipelined)
-		fits = send_command(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
-							sender, job->recipient);
+	{
+		int			len = format_group(c, job);
+
+		fits = (len >= 0);
+		if (fits)
+		{
+			c->out = c->cmd;
+			c->out_len = len;
+			c->out_pos = 0;
+			flush_out(c);
+		}
+	}
 	else
 		fits = send_command(c, "MAIL FROM:<%s>\r\n", sender);
 	if (!fits)
@@ -483,6 +516,47 @@ begin_transaction(SmtpConn *c, NotifyJob *job)
 				   "smtp: envelope address too long");
 		watch(c);
 	}
+}
+
+/*
+ * Write MAIL FROM, RCPT TO and DATA for job into c->cmd; returns their
+ * length, or -1 if they do not fit.
+ */
+static int
+format_group(SmtpConn *c, NotifyJob *job)
+{
+	const char *sender = (notify_envelope_sender && notify_envelope_sender[0]) ?
+		notify_envelope_sender : notify_from_address;
+	int			len;
+
+	len = snprintf(c->cmd, sizeof(c->cmd), "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
+				   sender, job->recipient);
+	return (len < 0 || len >= (int) sizeof(c->cmd)) ? -1 : len;
+}
+
+/*
+ * c is about to send its job's message: with PIPELINING, a backlog, and c
+ * still one to keep (its relay and slot current), let the next queued
+ * job's group go in the same write, after the message.
+ */
+static void
+chain_next(SmtpConn *c)
+{
+	NotifyJob  *next;
+	int			len;
+
+	if (!c->pipelined || c->next != NULL || dlist_is_empty(&queue) ||
+		c->slot >= notify_max_connections || strcmp(c->url, notify_smtp_url) != 0)
+		return;
+	next = dlist_container(NotifyJob, node, dlist_head_node(&queue));
+	len = format_group(c, next);
+	if (len < 0)
+		return;					/* begin_transaction will fail it */
+	dlist_delete(&next->node);
+	c->next_at = c->job->body.len;
+	appendBinaryStringInfo(&c->job->body, c->cmd, len);
+	c->next = next;
+	c->next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), notify_timeout);
 }
 
 /*
@@ -520,9 +594,8 @@ flush_out(SmtpConn *c)
 			break;
 		if (rc != CURLE_OK)
 		{
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, 0, NULL,
-					   psprintf("smtp: connection lost while sending: %s", curl_easy_strerror(rc)));
-			close_connection(c);
+			lose_connection(c, 0, NULL,
+							psprintf("smtp: connection lost while sending: %s", curl_easy_strerror(rc)));
 			return;
 		}
 		c->out_pos += n;
@@ -560,10 +633,9 @@ read_replies(SmtpConn *c)
 			return;
 		if (rc != CURLE_OK || n == 0)
 		{
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, 0, NULL,
-					   rc != CURLE_OK ? psprintf("smtp: connection lost: %s", curl_easy_strerror(rc)) :
-					   "smtp: the server closed the connection");
-			close_connection(c);
+			lose_connection(c, 0, NULL,
+							rc != CURLE_OK ? psprintf("smtp: connection lost: %s", curl_easy_strerror(rc)) :
+							"smtp: the server closed the connection");
 			return;
 		}
 		c->in_len += n;
@@ -607,13 +679,13 @@ static void
 handle_reply(SmtpConn *c, int code, const char *line)
 {
 	NotifyJob  *job = c->job;
+	bool		early;
+	size_t		rest;
 
 	if (code == 421)
 	{
 		/* the server is closing the connection */
-		if (job != NULL)
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, code, line, psprintf("smtp: %s", line));
-		close_connection(c);
+		lose_connection(c, code, line, psprintf("smtp: %s", line));
 		return;
 	}
 
@@ -647,6 +719,7 @@ handle_reply(SmtpConn *c, int code, const char *line)
 			if (code == 354)
 			{
 				c->step = SMTP_BODY;
+				chain_next(c);
 				c->out = job->body.data;
 				c->out_len = job->body.len;
 				c->out_pos = 0;
@@ -663,13 +736,46 @@ handle_reply(SmtpConn *c, int code, const char *line)
 				send_rset(c);
 				return;
 			}
-			/* the final reply ends the transaction either way */
+			/*
+			 * The final reply ends the transaction either way.  One that
+			 * came before the whole message was sent leaves the connection
+			 * out of step: the rest of the message cannot go.
+			 */
+			early = c->out_pos < (c->next != NULL ? c->next_at : c->out_len);
+			if (!early)
+			{
+				/*
+				 * What is left to send is part of the next job's group, if
+				 * any: move it out of the message, which goes with its job.
+				 */
+				rest = c->out_len - c->out_pos;
+				Assert(rest < sizeof(c->cmd));
+				memmove(c->cmd, c->out + c->out_pos, rest);
+				c->out = c->cmd;
+				c->out_len = rest;
+				c->out_pos = 0;
+			}
 			c->step = SMTP_IDLE;
 			if (code / 100 == 2)
 				finish_job(c, NOTIFY_OUTCOME_SENT, code, line, NULL);
 			else
 				finish_job(c, code >= 500 ? NOTIFY_OUTCOME_PERMANENT : NOTIFY_OUTCOME_TRANSIENT,
 						   code, line, psprintf("smtp: %s", line));
+			if (early)
+			{
+				lose_connection(c, 0, NULL, "smtp: the server answered before the message it answered was sent");
+				return;
+			}
+			if (c->next != NULL)
+			{
+				/* the next job's group went after the message: its replies follow */
+				c->job = c->next;
+				c->deadline = c->next_deadline;
+				c->next = NULL;
+				c->step = SMTP_MAIL;
+				c->pipelined = true;
+				c->refused = false;
+			}
 			watch(c);
 			return;
 		case SMTP_RSET:
@@ -687,8 +793,7 @@ handle_reply(SmtpConn *c, int code, const char *line)
 			return;
 		default:
 			elog(LOG, "notify worker: unexpected SMTP reply in step %d: %s", (int) c->step, line);
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, code, line, psprintf("smtp: unexpected reply: %s", line));
-			close_connection(c);
+			lose_connection(c, code, line, psprintf("smtp: unexpected reply: %s", line));
 			return;
 	}
 }
@@ -722,11 +827,34 @@ static void
 finish_job(SmtpConn *c, NotifyOutcome outcome, int code, const char *reply, const char *error)
 {
 	NotifyJob  *job = c->job;
+
+	c->job = NULL;
+	end_job(job, outcome, code, reply, error);
+}
+
+/*
+ * The connection is gone or going (lost, 421, timeout): its jobs fail,
+ * transient, and it is closed.
+ */
+static void
+lose_connection(SmtpConn *c, int code, const char *reply, const char *error)
+{
+	NotifyJob  *next = c->next;
+
+	c->next = NULL;
+	finish_job(c, NOTIFY_OUTCOME_TRANSIENT, code, reply, error);
+	end_job(next, NOTIFY_OUTCOME_TRANSIENT, code, reply, error);
+	close_connection(c);
+}
+
+/* Record job's outcome (job may be NULL: nothing to do). */
+static void
+end_job(NotifyJob *job, NotifyOutcome outcome, int code, const char *reply, const char *error)
+{
 	MemoryContext old;
 
 	if (job == NULL)
 		return;
-	c->job = NULL;
 	old = MemoryContextSwitchTo(job->batch->cxt);
 	job->outcome = outcome;
 	job->response_code = code;
@@ -745,6 +873,7 @@ static void
 close_connection(SmtpConn *c)
 {
 	Assert(c->job == NULL || c->step == SMTP_CONNECTING);
+	Assert(c->next == NULL);
 	if (c->easy != NULL)
 		transfer_close_handle(c->easy, c->fd);
 	c->easy = NULL;

@@ -31,7 +31,10 @@ Command line
                         way, so a group of pipelined commands is served in
                         order.  Each stored message records whether its
                         client pipelined ("pipelined": RCPT TO had already
-                        arrived when MAIL FROM was answered).
+                        arrived when MAIL FROM was answered) and whether
+                        the next transaction's commands came right after
+                        the message ("next_pipelined": they had arrived when
+                        the end of the message was answered).
   --data-without-rcpt   answer DATA with 354 even when no recipient was
                         accepted, read the message and refuse it with
                         "554 5.5.1 Error: no valid recipients" (RFC 2920
@@ -364,6 +367,7 @@ class Store:
             "peer": list(session.peer) if session.peer else None,
             "auth_user": session.auth_data if session.authenticated else None,
             "pipelined": bool(getattr(envelope, "notify_pipelined", False)),
+            "next_pipelined": bool(getattr(envelope, "notify_next_pipelined", False)),
         }
         if not self.maildir:
             return entry
@@ -488,6 +492,8 @@ class Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        # Did the client send its next commands before it had our answer?
+        envelope.notify_next_pipelined = bool(server._reader._buffer)
         gen = self._gen(envelope)
         delay = gen.delay_ms if gen.delay_ms is not None else self.delay_ms
         if delay:

@@ -101,6 +101,36 @@ for my $pipelining (1, 0)
 	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
 	$smtp->set_mode({ mode => 'accept' });
 
+	# ---- a backlog: with PIPELINING, the next message's MAIL, RCPT and DATA
+	# follow each message in the same write (one round trip per message);
+	# refused recipients in the chain fail alone ----
+	$smtp->set_mode({ rules => [ { rcpt_prefix => 'bounce', mode => '550' } ] });
+	my $before = $smtp->count;
+	my @backlog = split /\n/, $node->safe_psql('postgres', q{
+		SELECT notify_enqueue('notify.message', CASE WHEN i % 5 = 0 THEN 'bounce' ELSE 'chain' END || i || '@example.com',
+							  jsonb_build_object('subject', 's', 'text', 'backlog ' || i))
+		FROM generate_series(1, 30) i ORDER BY i});
+	ok(defined NotifyTest::Node::wait_for($node,
+			"SELECT count(*) FROM notify_outbox WHERE id IN (" . join(',', @backlog) . ") AND status IN ('sent', 'failed')", '30', 30),
+		"$mode: a backlog of 30 is done");
+	is($node->safe_psql('postgres', "SELECT string_agg(DISTINCT CASE WHEN recipient LIKE 'bounce%' THEN 'bounce' ELSE 'chain' END || '=' || status || ':' || attempts, ',') FROM notify_outbox WHERE id IN (" . join(',', @backlog) . ")"),
+		'bounce=failed:1,chain=sent:1', "$mode: every refused recipient failed once, every other row sent once");
+	my @chain = grep { $_->{rcpt_tos}[0] =~ /^chain/ } $smtp->messages;
+	is(scalar(@chain), 24, "$mode: 24 messages stored");
+	my %text_ok = map { my ($n) = $_->{rcpt_tos}[0] =~ /^chain(\d+)\@/; $n => 1 } @chain;
+	is(scalar(keys %text_ok), 24, "$mode: each good recipient once");
+	my $chained = grep { $_->{next_pipelined} } @chain;
+	if ($pipelining)
+	{
+		cmp_ok($chained, '>=', 12, "pipelining: $chained of 24 messages had the next group right behind them");
+	}
+	else
+	{
+		is($chained, 0, 'lock-step: no message had commands right behind it');
+	}
+	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+	$smtp->set_mode({ mode => 'accept' });
+
 	# ---- 451 to MAIL: retried, delivered once ----
 	$smtp->set_mode({ mode => '451', at => 'mail', count => 1 });
 	$id = $enqueue->('mail451@example.com');
