@@ -68,6 +68,9 @@
 #define HDR_SOFT_LIMIT		78
 #define HDR_HARD_LIMIT		998
 
+/* a character quoted-printable writes as it is (but see the exceptions) */
+#define QP_LITERAL(c)		(((c) >= 0x20 && (c) < 0x7F && (c) != '=') || (c) == '\t')
+
 /* RFC 2045 6.7 and 6.8: encoded body lines are at most 76 characters */
 #define QP_LINE_LIMIT		76
 #define B64_LINE_OCTETS		57	/* 57 octets give 76 base64 characters */
@@ -739,6 +742,44 @@ append_quoted_printable(StringInfo out, const char *body, int len)
 			int			octets = 1;
 			int			toklen;
 			bool		escape;
+
+			/*
+			 * Fast path: a run of characters written as they are, copied as
+			 * far as the line has room.  What needs a look of its own goes
+			 * the slow way below: an escape, a "." at the start of a line,
+			 * "From " at the start of a line, white space at its end.
+			 */
+			if (QP_LITERAL(c) && !(col == 0 && c == '.') &&
+				!(p == line && n >= 5 && strncmp(p, "From ", 5) == 0))
+			{
+				const char *q = p + 1;
+				int			k;
+
+				while (q < eol && QP_LITERAL((unsigned char) *q))
+					q++;
+				if (q == eol && (q[-1] == ' ' || q[-1] == '\t'))
+					q--;
+				if (q > p)
+				{
+					/* up to column 75, or 76 for the line's last character */
+					k = Min(q - p, QP_LINE_LIMIT - 1 - col);
+					if (k >= 0 && k < q - p && p + k + 1 == eol)
+						k++;
+					if (k <= 0)
+					{
+						*dst++ = '=';
+						*dst++ = '\r';
+						*dst++ = '\n';
+						col = 0;
+						continue;
+					}
+					memcpy(dst, p, k);
+					dst += k;
+					col += k;
+					p += k;
+					continue;
+				}
+			}
 
 			if (c >= 0x80)
 				octets = utf8_char_len((const unsigned char *) p);
