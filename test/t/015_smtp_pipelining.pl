@@ -59,6 +59,13 @@ for my $pipelining (1, 0)
 	my %peers = map { $_->{peer}[1] => 1 } @msgs;
 	is(scalar(keys %peers), 1, "$mode: all over one connection");
 	my ($port) = keys %peers;
+	my $since = 0;				# messages before this one may be on other connections
+
+	# how many messages since $since came over a connection other than $port
+	my $other_conn = sub {
+		my @m = $smtp->messages;
+		return scalar grep { $_->{peer}[1] != $port } @m[ $since .. $#m ];
+	};
 
 	# ---- lines starting with "." arrive intact ----
 	my $text = ".\n..\n.hidden\nmiddle . dot\n" . ('.' x 100) . "\n" . ('x' x 75) . ".after a soft break\n. \nend";
@@ -98,7 +105,7 @@ for my $pipelining (1, 0)
 	{
 		is(scalar(@empty), 0, 'lock-step: no DATA after a refused RCPT');
 	}
-	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+	is($other_conn->(), 0, "$mode: still the same connection");
 	$smtp->set_mode({ mode => 'accept' });
 
 	# ---- a backlog: with PIPELINING, the next message's MAIL, RCPT and DATA
@@ -128,8 +135,27 @@ for my $pipelining (1, 0)
 	{
 		is($chained, 0, 'lock-step: no message had commands right behind it');
 	}
-	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+	is($other_conn->(), 0, "$mode: still the same connection");
 	$smtp->set_mode({ mode => 'accept' });
+
+	# ---- the connection drops after a message whose next group was already
+	# sent: both messages fail transient and are sent on retry, once ----
+	$smtp->set_mode({ mode => 'drop', at => 'data', count => 1 });
+	my @lost = split /\n/, $node->safe_psql('postgres', q{
+		SELECT notify_enqueue('notify.message', 'lost' || i || '@example.com', '{"subject": "s", "text": "t"}')
+		FROM generate_series(1, 10) i ORDER BY i});
+	ok(defined NotifyTest::Node::wait_for($node,
+			"SELECT count(*) FROM notify_outbox WHERE id IN (" . join(',', @lost) . ") AND status = 'sent'", '10', 30),
+		"$mode: a backlog with a dropped connection is sent");
+	is($node->safe_psql('postgres', "SELECT string_agg(split_part(recipient, '\@', 1), ',' ORDER BY id) FROM notify_outbox WHERE id IN (" . join(',', @lost) . ") AND attempts > 1"),
+		$pipelining ? 'lost1,lost2' : 'lost1',
+		"$mode: retried: " . ($pipelining ? 'the dropped message and the one whose commands followed it' : 'the dropped message'));
+	is($node->safe_psql('postgres', "SELECT DISTINCT string_agg(outcome || ':' || coalesce(response_code::text, '-'), ',' ORDER BY attempt) FROM notify_attempts WHERE outbox_id IN (" . join(',', @lost) . ") GROUP BY outbox_id HAVING count(*) > 1"),
+		'transient:-,sent:250', "$mode: their history: connection lost, then sent");
+	is(scalar(grep { $_->{rcpt_tos}[0] =~ /^lost/ } $smtp->messages), 10, "$mode: each stored once");
+	$smtp->set_mode({ mode => 'accept' });
+	$port = $smtp->messages->[-1]{peer}[1];
+	$since = $smtp->count;
 
 	# ---- 451 to MAIL: retried, delivered once ----
 	$smtp->set_mode({ mode => '451', at => 'mail', count => 1 });
@@ -137,7 +163,7 @@ for my $pipelining (1, 0)
 	ok(defined $wait_row->($id, 'sent'), "$mode: 451 to MAIL, then sent");
 	is($history->($id), 'transient:451,sent:250', "$mode: attempt history transient 451, then sent");
 	is(scalar($received->('mail451@example.com')), 1, "$mode: delivered once");
-	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+	is($other_conn->(), 0, "$mode: still the same connection");
 
 	# ---- 550 to DATA (after MAIL and RCPT were accepted): permanent ----
 	$smtp->set_mode({ mode => '554', at => 'datacmd', count => 1 });
@@ -146,7 +172,7 @@ for my $pipelining (1, 0)
 	is($history->($id), 'permanent:554', "$mode: one permanent attempt");
 	$id = $enqueue->('afterdata@example.com');
 	ok(defined $wait_row->($id, 'sent'), "$mode: the next message is sent");
-	is(scalar(grep { $_->{peer}[1] != $port } $smtp->messages), 0, "$mode: still the same connection");
+	is($other_conn->(), 0, "$mode: still the same connection");
 
 	# ---- 421 to RCPT: the server closes; transient, sent on a new connection ----
 	$smtp->set_mode({ mode => '421', at => 'rcpt', count => 1 });
