@@ -6,9 +6,17 @@
  * notify_mail_build() produces the exact octets sent in the SMTP DATA phase.
  * The rules it follows:
  *
- * Line endings.  Every line ends with CRLF.  Bodies are first brought to
- * canonical form: CRLF, bare LF and bare CR all become CRLF.  A line that
- * starts with "." is left alone, because libcurl does the SMTP dot-stuffing.
+ * Line endings.  Every line ends with CRLF.  Bodies are taken in canonical
+ * form: CRLF, bare LF and bare CR all become CRLF.
+ *
+ * Dots.  No line of the message starts with ".": a body line (or the
+ * continuation after a QP soft line break) that would is written with
+ * "=2E", base64 has no ".", header lines start with a field name or white
+ * space, and boundary lines with "--".  (Only an extra header whose name
+ * starts with "." breaks this; the SMTP transport checks.)  So the SMTP
+ * dot-stuffing (RFC 5321 4.5.2) has nothing to do, no relay's handling of
+ * a lone "." can cut a message short, and the text survives any
+ * transparency bug on the way.
  *
  * Body encoding.  Bodies are UTF-8 and every part says charset=UTF-8.  Each
  * part gets whichever of quoted-printable and base64 is shorter for it: in
@@ -16,8 +24,8 @@
  * base64 for CJK and other mostly non-ASCII text, where QP would triple the
  * size.  Encoded lines are at most 76 characters.  QP soft line breaks never
  * fall inside an =XX escape nor between the escapes of one UTF-8 character,
- * white space before a line break is escaped, and a line that starts with
- * "From " is written as "=46rom " so that mbox-style ">From" quoting by some
+ * white space before a line break is escaped, a leading "." is "=2E" (see
+ * Dots), and a line that starts with "From " is written as "=46rom " so that mbox-style ">From" quoting by some
  * relay cannot alter the text (or break a DKIM signature).
  *
  * Multipart.  With both bodies the message is multipart/alternative with the
@@ -59,6 +67,9 @@
 /* RFC 5322 2.1.1: lines SHOULD be at most 78 and MUST be at most 998 */
 #define HDR_SOFT_LIMIT		78
 #define HDR_HARD_LIMIT		998
+
+/* a character quoted-printable writes as it is (but see the exceptions) */
+#define QP_LITERAL(c)		(((c) >= 0x20 && (c) < 0x7F && (c) != '=') || (c) == '\t')
 
 /* RFC 2045 6.7 and 6.8: encoded body lines are at most 76 characters */
 #define QP_LINE_LIMIT		76
@@ -155,7 +166,14 @@ utf8_is_valid(const char *s)
 
 	while (*p)
 	{
-		int			len = utf8_char_len(p);
+		int			len;
+
+		if (*p < 0x80)
+		{
+			p++;
+			continue;
+		}
+		len = utf8_char_len(p);
 
 		if (len == 0)
 			return false;
@@ -277,10 +295,11 @@ is_plain_text(const char *s)
 }
 
 /*
- * Append the base64 encoding of len octets at src, without line breaks.
+ * Write the base64 encoding of len octets at src to dst, without line
+ * breaks; returns the end of what was written ((len + 2) / 3 * 4 chars).
  */
-static void
-append_base64(StringInfo out, const unsigned char *src, int len)
+static char *
+write_base64(char *dst, const unsigned char *src, int len)
 {
 	int			i;
 
@@ -288,10 +307,10 @@ append_base64(StringInfo out, const unsigned char *src, int len)
 	{
 		uint32		v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2];
 
-		appendStringInfoChar(out, base64_chars[(v >> 18) & 0x3F]);
-		appendStringInfoChar(out, base64_chars[(v >> 12) & 0x3F]);
-		appendStringInfoChar(out, base64_chars[(v >> 6) & 0x3F]);
-		appendStringInfoChar(out, base64_chars[v & 0x3F]);
+		*dst++ = base64_chars[(v >> 18) & 0x3F];
+		*dst++ = base64_chars[(v >> 12) & 0x3F];
+		*dst++ = base64_chars[(v >> 6) & 0x3F];
+		*dst++ = base64_chars[v & 0x3F];
 	}
 	if (i < len)
 	{
@@ -299,11 +318,26 @@ append_base64(StringInfo out, const unsigned char *src, int len)
 
 		if (i + 1 < len)
 			v |= src[i + 1] << 8;
-		appendStringInfoChar(out, base64_chars[(v >> 18) & 0x3F]);
-		appendStringInfoChar(out, base64_chars[(v >> 12) & 0x3F]);
-		appendStringInfoChar(out, i + 1 < len ? base64_chars[(v >> 6) & 0x3F] : '=');
-		appendStringInfoChar(out, '=');
+		*dst++ = base64_chars[(v >> 18) & 0x3F];
+		*dst++ = base64_chars[(v >> 12) & 0x3F];
+		*dst++ = i + 1 < len ? base64_chars[(v >> 6) & 0x3F] : '=';
+		*dst++ = '=';
 	}
+	return dst;
+}
+
+/*
+ * Append the base64 encoding of len octets at src, without line breaks.
+ */
+static void
+append_base64(StringInfo out, const unsigned char *src, int len)
+{
+	char	   *end;
+
+	enlargeStringInfo(out, (len + 2) / 3 * 4);
+	end = write_base64(out->data + out->len, src, len);
+	out->len = end - out->data;
+	out->data[out->len] = '\0';
 }
 
 /*
@@ -589,120 +623,217 @@ format_date(pg_time_t t, char *buf, size_t buflen)
 }
 
 /*
- * Copy a body into out in canonical form: CRLF, bare LF and bare CR all
- * become CRLF.
+ * The end of the line that starts at p: the first CR or LF before end, or
+ * end.
+ */
+static inline const char *
+line_end(const char *p, const char *end)
+{
+	const char *lf = memchr(p, '\n', end - p);
+	const char *cr;
+
+	if (lf == NULL)
+		lf = end;
+	cr = memchr(p, '\r', lf - p);
+	return cr != NULL ? cr : lf;
+}
+
+/*
+ * Step over the line break at eol (CRLF, LF or CR), or stay at end.
+ */
+static inline const char *
+skip_line_break(const char *eol, const char *end)
+{
+	if (eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n')
+		return eol + 2;
+	return eol < end ? eol + 1 : end;
+}
+
+/*
+ * Copy len octets of body into out in canonical form: CRLF, bare LF and
+ * bare CR all become CRLF.
  */
 static void
-canonicalize_newlines(StringInfo out, const char *body)
+canonicalize_newlines(StringInfo out, const char *body, int len)
 {
-	const char *p;
+	const char *end = body + len;
+	const char *p = body;
 
-	for (p = body; *p; p++)
+	while (p < end)
 	{
-		if (*p == '\r')
-		{
-			appendStringInfoString(out, "\r\n");
-			if (p[1] == '\n')
-				p++;
-		}
-		else if (*p == '\n')
-			appendStringInfoString(out, "\r\n");
-		else
-			appendStringInfoChar(out, *p);
+		const char *eol = line_end(p, end);
+
+		appendBinaryStringInfo(out, p, eol - p);
+		if (eol < end)
+			appendBinaryStringInfo(out, "\r\n", 2);
+		p = skip_line_break(eol, end);
 	}
 }
 
 /*
- * Would base64 be shorter than quoted-printable for these octets?  QP costs
- * three characters for every octet it escapes, base64 4/3 for every octet.
+ * Measure a body as canonicalize_newlines() would write it: its length in
+ * canonical form, and how many of its octets quoted-printable escapes.
+ */
+static void
+measure_body(const char *body, int len, int64 *canon_len, int64 *escaped)
+{
+	const unsigned char *p = (const unsigned char *) body;
+	const unsigned char *end = p + len;
+	int64		extra = 0;
+	int64		esc = 0;
+
+	for (; p < end; p++)
+	{
+		unsigned char c = *p;
+
+		if (c >= 0x20 && c < 0x7F && c != '=')
+			continue;
+		if (c == '\n')
+			extra += (p == (const unsigned char *) body || p[-1] != '\r');
+		else if (c == '\r')
+			extra += (p + 1 == end || p[1] != '\n');
+		else if (c != '\t')
+			esc++;
+	}
+	*canon_len = len + extra;
+	*escaped = esc;
+}
+
+/*
+ * Would base64 be shorter than quoted-printable for a body of len octets
+ * (canonical form) of which escaped need escaping?  QP costs three
+ * characters for every octet it escapes, base64 4/3 for every octet.
  */
 static bool
-prefer_base64(const char *data, int len)
+prefer_base64(int64 len, int64 escaped)
 {
-	int64		escaped = 0;
-	int			i;
-
-	for (i = 0; i < len; i++)
-	{
-		unsigned char c = (unsigned char) data[i];
-
-		if (c >= 0x7F || c == '=' ||
-			(c < 0x20 && c != '\t' && c != '\r' && c != '\n'))
-			escaped++;
-	}
-	return (int64) len + 2 * escaped > ((int64) len + 2) / 3 * 4;
+	return len + 2 * escaped > (len + 2) / 3 * 4;
 }
 
 /*
- * Append canonical data (CRLF line breaks only) as quoted-printable.  The
- * output ends without a line break unless the data does.
+ * Append len octets of body, canonicalized on the way (see
+ * canonicalize_newlines()), as quoted-printable.  The output ends without a
+ * line break unless the body does.
  */
 static void
-append_quoted_printable(StringInfo out, const char *data, int len)
+append_quoted_printable(StringInfo out, const char *body, int len)
 {
-	const char *end = data + len;
-	const char *line = data;
+	const char *end = body + len;
+	const char *line = body;
 
 	while (line < end)
 	{
-		const char *eol = line;
-		const char *p;
+		const char *eol = line_end(line, end);
+		int			n = eol - line;
+		const char *p = line;
+		char	   *dst;
 		int			col = 0;
 
-		while (eol < end && !(eol[0] == '\r' && eol + 1 < end && eol[1] == '\n'))
-			eol++;
+		/*
+		 * Room for the worst case: every octet escaped (3 characters), a soft
+		 * line break ("=" CRLF) at the latest every 64 characters, and CRLF.
+		 */
+		enlargeStringInfo(out, 3 * n + n / 4 + 8);
+		dst = out->data + out->len;
 
-		p = line;
 		while (p < eol)
 		{
 			unsigned char c = (unsigned char) *p;
-			char		token[12];	/* escapes of up to 4 octets */
 			int			octets = 1;
 			int			toklen;
-			int			i;
+			bool		escape;
+
+			/*
+			 * Fast path: a run of characters written as they are, copied as
+			 * far as the line has room.  What needs a look of its own goes
+			 * the slow way below: an escape, a "." at the start of a line,
+			 * "From " at the start of a line, white space at its end.
+			 */
+			if (QP_LITERAL(c) && !(col == 0 && c == '.') &&
+				!(p == line && n >= 5 && strncmp(p, "From ", 5) == 0))
+			{
+				const char *q = p + 1;
+				int			k;
+
+				while (q < eol && QP_LITERAL((unsigned char) *q))
+					q++;
+				if (q == eol && (q[-1] == ' ' || q[-1] == '\t'))
+					q--;
+				if (q > p)
+				{
+					/* up to column 75, or 76 for the line's last character */
+					k = Min(q - p, QP_LINE_LIMIT - 1 - col);
+					if (k >= 0 && k < q - p && p + k + 1 == eol)
+						k++;
+					if (k <= 0)
+					{
+						*dst++ = '=';
+						*dst++ = '\r';
+						*dst++ = '\n';
+						col = 0;
+						continue;
+					}
+					memcpy(dst, p, k);
+					dst += k;
+					col += k;
+					p += k;
+					continue;
+				}
+			}
 
 			if (c >= 0x80)
 				octets = utf8_char_len((const unsigned char *) p);
 			Assert(octets > 0 && p + octets <= eol);
 
-			if (c >= 0x7F || c == '=' || (c < 0x20 && c != '\t') ||
-				((c == ' ' || c == '\t') && p + 1 == eol) ||
-				(p == line && eol - p >= 5 && strncmp(p, "From ", 5) == 0))
-			{
-				/* escape each octet of the character */
-				for (i = 0; i < octets; i++)
-				{
-					unsigned char o = (unsigned char) p[i];
-
-					token[3 * i] = '=';
-					token[3 * i + 1] = upper_hex[o >> 4];
-					token[3 * i + 2] = upper_hex[o & 0x0F];
-				}
-				toklen = 3 * octets;
-			}
-			else
-			{
-				token[0] = (char) c;
-				toklen = 1;
-			}
+			escape = (c >= 0x7F || c == '=' || (c < 0x20 && c != '\t') ||
+					  ((c == ' ' || c == '\t') && p + 1 == eol) ||
+					  (p == line && n >= 5 && strncmp(p, "From ", 5) == 0));
+			toklen = escape ? 3 * octets : 1;
 
 			/* the last token may use column 76, others leave room for "=" */
 			if (col + toklen > (p + octets == eol ? QP_LINE_LIMIT : QP_LINE_LIMIT - 1))
 			{
-				appendStringInfoString(out, "=\r\n");
+				*dst++ = '=';
+				*dst++ = '\r';
+				*dst++ = '\n';
 				col = 0;
 			}
-			appendBinaryStringInfo(out, token, toklen);
-			col += toklen;
+
+			/* a "." that would start a line is escaped too (see Dots) */
+			if (col == 0 && c == '.')
+				escape = true;
+
+			if (escape)
+			{
+				/* escape each octet of the character */
+				int			i;
+
+				for (i = 0; i < octets; i++)
+				{
+					unsigned char o = (unsigned char) p[i];
+
+					*dst++ = '=';
+					*dst++ = upper_hex[o >> 4];
+					*dst++ = upper_hex[o & 0x0F];
+				}
+				col += 3 * octets;
+			}
+			else
+			{
+				*dst++ = (char) c;
+				col++;
+			}
 			p += octets;
 		}
 
 		if (eol < end)
 		{
-			appendStringInfoString(out, "\r\n");
-			eol += 2;
+			*dst++ = '\r';
+			*dst++ = '\n';
 		}
-		line = eol;
+		out->len = dst - out->data;
+		out->data[out->len] = '\0';
+		line = skip_line_break(eol, end);
 	}
 }
 
@@ -713,15 +844,23 @@ append_quoted_printable(StringInfo out, const char *data, int len)
 static void
 append_base64_lines(StringInfo out, const char *data, int len)
 {
+	char	   *dst;
 	int			i;
 
+	enlargeStringInfo(out, (len + 2) / 3 * 4 + (len / B64_LINE_OCTETS + 1) * 2);
+	dst = out->data + out->len;
 	for (i = 0; i < len; i += B64_LINE_OCTETS)
 	{
 		if (i > 0)
-			appendStringInfoString(out, "\r\n");
-		append_base64(out, (const unsigned char *) data + i,
-					  Min(B64_LINE_OCTETS, len - i));
+		{
+			*dst++ = '\r';
+			*dst++ = '\n';
+		}
+		dst = write_base64(dst, (const unsigned char *) data + i,
+						   Min(B64_LINE_OCTETS, len - i));
 	}
+	out->len = dst - out->data;
+	out->data[out->len] = '\0';
 }
 
 /*
@@ -732,24 +871,30 @@ append_base64_lines(StringInfo out, const char *data, int len)
 static void
 append_part(StringInfo out, const char *subtype, const char *body)
 {
-	StringInfoData canon;
+	int			len = strlen(body);
+	int64		canon_len;
+	int64		escaped;
 
-	initStringInfo(&canon);
-	canonicalize_newlines(&canon, body);
-
-	appendStringInfo(out, "Content-Type: text/%s; charset=UTF-8\r\n", subtype);
-	if (prefer_base64(canon.data, canon.len))
+	measure_body(body, len, &canon_len, &escaped);
+	appendStringInfoString(out, "Content-Type: text/");
+	appendStringInfoString(out, subtype);
+	appendStringInfoString(out, "; charset=UTF-8\r\n");
+	if (prefer_base64(canon_len, escaped))
 	{
+		StringInfoData canon;
+
+		initStringInfo(&canon);
+		canonicalize_newlines(&canon, body, len);
 		appendStringInfoString(out, "Content-Transfer-Encoding: base64\r\n\r\n");
 		append_base64_lines(out, canon.data, canon.len);
+		pfree(canon.data);
 	}
 	else
 	{
 		appendStringInfoString(out,
 							   "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-		append_quoted_printable(out, canon.data, canon.len);
+		append_quoted_printable(out, body, len);
 	}
-	pfree(canon.data);
 }
 
 /*

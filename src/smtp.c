@@ -13,6 +13,24 @@
  * SMTP code waits, blocking, for the reply to the end of the message,
  * which would stall every other send, and signals, behind a slow server.
  *
+ * Pipelining (RFC 2920).  When the server's EHLO reply advertises
+ * PIPELINING, MAIL FROM, RCPT TO and DATA go out in one write and their
+ * three replies are taken in order; then the message: two round trips per
+ * message instead of four.  The first refusal (MAIL or RCPT not 2xx, or
+ * DATA not 354) decides the message's outcome at once; the connection then
+ * takes the rest of the group's replies, answers a 354 that came anyway
+ * with an empty message (a lone "."), as RFC 2920 3.1 asks, and sends RSET
+ * before it takes the next message.  Without PIPELINING each command waits
+ * for its reply.
+ *
+ * With a backlog, the next message's group goes in the same write as the
+ * message before it (RFC 2920 allows the message content first in a
+ * group): its end ".", then MAIL, RCPT and DATA of the next job.  So a
+ * connection has at most two jobs: job, whose message was sent and whose
+ * final reply is awaited, and next, whose three replies follow that final
+ * reply; the final reply makes next the job.  This is one round trip per
+ * message.  A lost connection, a 421 or a timeout fails both.
+ *
  * At most notify.max_connections connections are open; messages queue for
  * a free one, and connections are reused for message after message.  A
  * send has notify.timeout from the moment it gets a connection; a send
@@ -46,27 +64,38 @@ typedef enum SmtpStep
 	SMTP_CLOSED = 0,
 	SMTP_CONNECTING,			/* libcurl is connecting, greeting, EHLO, TLS, AUTH */
 	SMTP_IDLE,					/* open, no transaction */
-	SMTP_MAIL,					/* sent MAIL FROM, awaiting reply */
-	SMTP_RCPT,
-	SMTP_DATA,
+	SMTP_MAIL,					/* sent MAIL FROM, awaiting its reply */
+	SMTP_RCPT,					/* awaiting the reply to RCPT TO */
+	SMTP_DATA,					/* awaiting the reply to DATA */
 	SMTP_BODY,					/* sent the message, awaiting the final reply */
-	SMTP_RSET
+	SMTP_RSET					/* sent RSET, awaiting its reply */
 } SmtpStep;
 
 #define SMTP_IN_SIZE 4096
+#define SMTP_CMD_SIZE 2048		/* MAIL, RCPT and DATA of one group */
 
 typedef struct SmtpConn
 {
 	TransferHandle th;			/* first: libcurl's CURLOPT_PRIVATE */
 	CURL	   *easy;
 	pgsocket	fd;
+	int			slot;			/* index in conns */
 	SmtpStep	step;
 	NotifyJob  *job;			/* the message of the current transaction */
-	TimestampTz deadline;		/* the job fails when it passes */
+	TimestampTz deadline;		/* the job fails, and the connection closes,
+								 * when it passes */
+	NotifyJob  *next;			/* job whose group went after job's message */
+	TimestampTz next_deadline;	/* its deadline */
+	size_t		next_at;		/* where its group starts in out */
 	char	   *url;			/* relay it is connected to */
+	bool		pipelining;		/* the EHLO reply offered PIPELINING */
+	bool		pipelined;		/* this transaction's commands went as a group */
+	bool		refused;		/* this transaction failed (its job is
+								 * finished): take the remaining replies,
+								 * then RSET */
 
-	/* what to send: a command in cmd, or the job's body */
-	char		cmd[1100];
+	/* what to send: commands in cmd, or the job's body */
+	char		cmd[SMTP_CMD_SIZE];
 	const char *out;
 	size_t		out_len;
 	size_t		out_pos;
@@ -85,16 +114,23 @@ static SmtpConn *conn_slot(int i);
 static void open_connection(SmtpConn *c);
 static void connection_done(TransferHandle *th, CURLcode rc);
 static void begin_transaction(SmtpConn *c, NotifyJob *job);
-static void send_command(SmtpConn *c, const char *fmt,...) pg_attribute_printf(2, 3);
+static bool send_command(SmtpConn *c, const char *fmt,...) pg_attribute_printf(2, 3);
+static void refuse(SmtpConn *c, int code, const char *line);
+static void send_rset(SmtpConn *c);
 static void socket_ready(void *arg, uint32 events);
 static void flush_out(SmtpConn *c);
 static void read_replies(SmtpConn *c);
 static void handle_reply(SmtpConn *c, int code, const char *line);
 static void finish_job(SmtpConn *c, NotifyOutcome outcome, int code, const char *reply, const char *error);
+static void end_job(NotifyJob *job, NotifyOutcome outcome, int code, const char *reply, const char *error);
+static void lose_connection(SmtpConn *c, int code, const char *reply, const char *error);
+static int	format_group(SmtpConn *c, NotifyJob *job);
+static void chain_next(SmtpConn *c);
 static void close_connection(SmtpConn *c);
 static void watch(SmtpConn *c);
 static char *provider_id_from_reply(const char *reply);
 static size_t keep_reply(char *buffer, size_t size, size_t nitems, void *userdata);
+static void dot_stuff(StringInfo msg);
 
 /*
  * Build the message of job into job->body, dot-stuffed and terminated for
@@ -105,10 +141,7 @@ bool
 smtp_prepare(NotifyJob *job)
 {
 	NotifyMail	mail;
-	StringInfoData msg;
 	char	   *error = NULL;
-	char	   *p;
-	bool		line_start = true;
 
 	memset(&mail, 0, sizeof(mail));
 	mail.from_name = pg_server_to_any(notify_from_name, strlen(notify_from_name), PG_UTF8);
@@ -132,29 +165,67 @@ smtp_prepare(NotifyJob *job)
 		mail.nextra = 2;
 	}
 
-	initStringInfo(&msg);
-	if (!notify_mail_build(&mail, &msg, &error))
+	/* room for a typical message, so that it is built without regrowing */
+	initStringInfo(&job->body);
+	enlargeStringInfo(&job->body, 4096);
+	if (!notify_mail_build(&mail, &job->body, &error))
 	{
 		job->outcome = NOTIFY_OUTCOME_PERMANENT;
 		job->error = psprintf("message not built: %s", error);
 		return false;
 	}
-
-	/* RFC 5321 4.5.2: a line starting with "." gets another one. */
-	initStringInfo(&job->body);
-	enlargeStringInfo(&job->body, msg.len + 64);
-	for (p = msg.data; p < msg.data + msg.len; p++)
-	{
-		if (line_start && *p == '.')
-			appendStringInfoChar(&job->body, '.');
-		appendStringInfoChar(&job->body, *p);
-		line_start = (*p == '\n');
-	}
-	if (!line_start)
+	dot_stuff(&job->body);
+	if (job->body.len > 0 && job->body.data[job->body.len - 1] != '\n')
 		appendStringInfoString(&job->body, "\r\n");
 	appendStringInfoString(&job->body, ".\r\n");
-	pfree(msg.data);
 	return true;
+}
+
+/*
+ * RFC 5321 4.5.2: a line of the message that starts with "." gets another
+ * one.  The builder writes no such line (mime.c escapes a body's leading
+ * "." as "=2E"), so this normally only looks; it copies only if it must.
+ */
+static void
+dot_stuff(StringInfo msg)
+{
+	const char *data = msg->data;
+	const char *end = msg->data + msg->len;
+	const char *p;
+	int			dots = 0;
+	StringInfoData out;
+	const char *run;
+
+	/* p is at the start of a line each time round */
+	for (p = data; p < end; p++)
+	{
+		if (*p == '.')
+			dots++;
+		p = memchr(p, '\n', end - p);
+		if (p == NULL)
+			break;
+	}
+	if (dots == 0)
+		return;
+
+	initStringInfo(&out);
+	enlargeStringInfo(&out, msg->len + dots);
+	run = data;
+	for (p = data; p < end; p++)
+	{
+		if (*p == '.')
+		{
+			/* copy up to and including this dot, then the dot again */
+			appendBinaryStringInfo(&out, run, p - run + 1);
+			run = p;
+		}
+		p = memchr(p, '\n', end - p);
+		if (p == NULL)
+			break;
+	}
+	appendBinaryStringInfo(&out, run, end - run);
+	pfree(msg->data);
+	*msg = out;
 }
 
 /* Queue a prepared job for the next free connection. */
@@ -195,12 +266,17 @@ conn_slot(int i)
 		{
 			conns[nconns] = MemoryContextAllocZero(TopMemoryContext, sizeof(SmtpConn));
 			conns[nconns]->fd = PGINVALID_SOCKET;
+			conns[nconns]->slot = nconns;
 		}
 	}
 	return conns[i];
 }
 
-/* Earliest deadline of a send in progress, or 0. */
+/*
+ * Earliest deadline of a transaction in progress, or 0.  A transaction
+ * whose job already failed (taking the rest of a group's replies, RSET)
+ * has one too: a server that stalls there would hold the connection.
+ */
 TimestampTz
 smtp_next_deadline(void)
 {
@@ -208,7 +284,7 @@ smtp_next_deadline(void)
 	int			i;
 
 	for (i = 0; i < nconns; i++)
-		if (conns[i]->job != NULL && conns[i]->step > SMTP_IDLE &&
+		if (conns[i]->step > SMTP_IDLE &&
 			(next == 0 || conns[i]->deadline < next))
 			next = conns[i]->deadline;
 	return next;
@@ -224,12 +300,11 @@ smtp_check_deadlines(TimestampTz now)
 	{
 		SmtpConn   *c = conns[i];
 
-		if (c->job != NULL && c->step > SMTP_IDLE && c->deadline <= now)
+		if (c->step > SMTP_IDLE && c->deadline <= now)
 		{
 			char	   *error = psprintf("smtp: timed out after %d ms waiting for the server", notify_timeout);
 
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, 0, NULL, error);
-			close_connection(c);
+			lose_connection(c, 0, NULL, error);
 		}
 	}
 	dispatch();
@@ -264,6 +339,20 @@ smtp_release(bool started)
 			c->job = NULL;
 			job->outcome = NOTIFY_OUTCOME_RELEASED;
 			transfer_job_done(job);
+			if (c->next != NULL)
+			{
+				job = c->next;
+				c->next = NULL;
+				job->outcome = NOTIFY_OUTCOME_RELEASED;
+				transfer_job_done(job);
+			}
+
+			/*
+			 * The row goes back to pending: its transaction must not
+			 * complete now (and the connection must not send from the
+			 * job's memory, which goes with the batch).
+			 */
+			close_connection(c);
 		}
 	}
 }
@@ -311,6 +400,7 @@ open_connection(SmtpConn *c)
 	c->th.on_done = connection_done;
 	c->fd = PGINVALID_SOCKET;
 	c->in_len = 0;
+	c->pipelining = false;
 	c->url = MemoryContextStrdup(TopMemoryContext, notify_smtp_url);
 	if (e == NULL)
 	{
@@ -387,32 +477,108 @@ connection_done(TransferHandle *th, CURLcode rc)
 	dispatch();
 }
 
-/* Start sending job on the open connection c. */
+/*
+ * Start sending job on the open connection c: MAIL FROM alone, or with
+ * PIPELINING, MAIL FROM, RCPT TO and DATA in one write.
+ */
 static void
 begin_transaction(SmtpConn *c, NotifyJob *job)
 {
 	const char *sender = (notify_envelope_sender && notify_envelope_sender[0]) ?
 		notify_envelope_sender : notify_from_address;
+	bool		fits;
 
 	c->job = job;
 	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), notify_timeout);
 	c->step = SMTP_MAIL;
-	send_command(c, "MAIL FROM:<%s>\r\n", sender);
+	c->pipelined = c->pipelining;
+	c->refused = false;
+	if (c->pipelined)
+	{
+		int			len = format_group(c, job);
+
+		fits = (len >= 0);
+		if (fits)
+		{
+			c->out = c->cmd;
+			c->out_len = len;
+			c->out_pos = 0;
+			flush_out(c);
+		}
+	}
+	else
+		fits = send_command(c, "MAIL FROM:<%s>\r\n", sender);
+	if (!fits)
+	{
+		/* nothing was sent: the connection stays usable */
+		c->step = SMTP_IDLE;
+		finish_job(c, NOTIFY_OUTCOME_PERMANENT, 0, NULL,
+				   "smtp: envelope address too long");
+		watch(c);
+	}
 }
 
-/* Send a command on c (and wait for its reply). */
+/*
+ * Write MAIL FROM, RCPT TO and DATA for job into c->cmd; returns their
+ * length, or -1 if they do not fit.
+ */
+static int
+format_group(SmtpConn *c, NotifyJob *job)
+{
+	const char *sender = (notify_envelope_sender && notify_envelope_sender[0]) ?
+		notify_envelope_sender : notify_from_address;
+	int			len;
+
+	len = snprintf(c->cmd, sizeof(c->cmd), "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
+				   sender, job->recipient);
+	return (len < 0 || len >= (int) sizeof(c->cmd)) ? -1 : len;
+}
+
+/*
+ * c is about to send its job's message: with PIPELINING, a backlog, and c
+ * still one to keep (its relay and slot current), let the next queued
+ * job's group go in the same write, after the message.
+ */
 static void
+chain_next(SmtpConn *c)
+{
+	NotifyJob  *next;
+	int			len;
+
+	if (!c->pipelined || c->next != NULL || dlist_is_empty(&queue) ||
+		c->slot >= notify_max_connections || strcmp(c->url, notify_smtp_url) != 0)
+		return;
+	next = dlist_container(NotifyJob, node, dlist_head_node(&queue));
+	len = format_group(c, next);
+	if (len < 0)
+		return;					/* begin_transaction will fail it */
+	dlist_delete(&next->node);
+	c->next_at = c->job->body.len;
+	appendBinaryStringInfo(&c->job->body, c->cmd, len);
+	c->next = next;
+	c->next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), notify_timeout);
+}
+
+/*
+ * Send commands on c (and wait for their replies).  Returns false, sending
+ * nothing, if they do not fit in the command buffer.
+ */
+static bool
 send_command(SmtpConn *c, const char *fmt,...)
 {
 	va_list		ap;
+	int			len;
 
 	va_start(ap, fmt);
-	vsnprintf(c->cmd, sizeof(c->cmd), fmt, ap);
+	len = vsnprintf(c->cmd, sizeof(c->cmd), fmt, ap);
 	va_end(ap);
+	if (len < 0 || len >= (int) sizeof(c->cmd))
+		return false;
 	c->out = c->cmd;
-	c->out_len = strlen(c->cmd);
+	c->out_len = len;
 	c->out_pos = 0;
 	flush_out(c);
+	return true;
 }
 
 /* Send what is pending on c as far as the socket takes it. */
@@ -428,9 +594,8 @@ flush_out(SmtpConn *c)
 			break;
 		if (rc != CURLE_OK)
 		{
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, 0, NULL,
-					   psprintf("smtp: connection lost while sending: %s", curl_easy_strerror(rc)));
-			close_connection(c);
+			lose_connection(c, 0, NULL,
+							psprintf("smtp: connection lost while sending: %s", curl_easy_strerror(rc)));
 			return;
 		}
 		c->out_pos += n;
@@ -468,10 +633,9 @@ read_replies(SmtpConn *c)
 			return;
 		if (rc != CURLE_OK || n == 0)
 		{
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, 0, NULL,
-					   rc != CURLE_OK ? psprintf("smtp: connection lost: %s", curl_easy_strerror(rc)) :
-					   "smtp: the server closed the connection");
-			close_connection(c);
+			lose_connection(c, 0, NULL,
+							rc != CURLE_OK ? psprintf("smtp: connection lost: %s", curl_easy_strerror(rc)) :
+							"smtp: the server closed the connection");
 			return;
 		}
 		c->in_len += n;
@@ -507,58 +671,111 @@ read_replies(SmtpConn *c)
 	}
 }
 
-/* The state machine: act on reply code to the command c last sent. */
+/*
+ * The state machine: act on reply code, the answer to the oldest command
+ * on c that has none yet.
+ */
 static void
 handle_reply(SmtpConn *c, int code, const char *line)
 {
 	NotifyJob  *job = c->job;
-	NotifyOutcome fail = (code >= 500) ? NOTIFY_OUTCOME_PERMANENT : NOTIFY_OUTCOME_TRANSIENT;
+	bool		early;
+	size_t		rest;
 
 	if (code == 421)
 	{
 		/* the server is closing the connection */
-		if (job != NULL)
-			finish_job(c, NOTIFY_OUTCOME_TRANSIENT, code, line, psprintf("smtp: %s", line));
-		close_connection(c);
+		lose_connection(c, code, line, psprintf("smtp: %s", line));
 		return;
 	}
 
 	switch (c->step)
 	{
 		case SMTP_MAIL:
-			if (code / 100 == 2)
-			{
-				c->step = SMTP_RCPT;
-				send_command(c, "RCPT TO:<%s>\r\n", job->recipient);
-				return;
-			}
-			break;
 		case SMTP_RCPT:
-			if (code / 100 == 2)
+			if (code / 100 != 2)
+				refuse(c, code, line);
+			c->step = (c->step == SMTP_MAIL) ? SMTP_RCPT : SMTP_DATA;
+			if (c->pipelined)
+				return;			/* the next command went with the group */
+			if (c->refused)
+				send_rset(c);
+			else if (c->step == SMTP_RCPT)
+				(void) send_command(c, "RCPT TO:<%s>\r\n", job->recipient);
+			else
+				(void) send_command(c, "DATA\r\n");
+			return;
+		case SMTP_DATA:
+			if (code == 354 && c->refused)
 			{
-				c->step = SMTP_DATA;
-				send_command(c, "DATA\r\n");
+				/*
+				 * RFC 2920 3.1: DATA was accepted although MAIL or RCPT was
+				 * not; end it with an empty message.
+				 */
+				c->step = SMTP_BODY;
+				(void) send_command(c, ".\r\n");
 				return;
 			}
-			break;
-		case SMTP_DATA:
 			if (code == 354)
 			{
 				c->step = SMTP_BODY;
+				chain_next(c);
 				c->out = job->body.data;
 				c->out_len = job->body.len;
 				c->out_pos = 0;
 				flush_out(c);
 				return;
 			}
-			break;
+			refuse(c, code, line);
+			send_rset(c);
+			return;
 		case SMTP_BODY:
-			/* the final reply ends the transaction either way */
+			if (c->refused)
+			{
+				/* the reply to the empty message of a failed transaction */
+				send_rset(c);
+				return;
+			}
+			/*
+			 * The final reply ends the transaction either way.  One that
+			 * came before the whole message was sent leaves the connection
+			 * out of step: the rest of the message cannot go.
+			 */
+			early = c->out_pos < (c->next != NULL ? c->next_at : c->out_len);
+			if (!early)
+			{
+				/*
+				 * What is left to send is part of the next job's group, if
+				 * any: move it out of the message, which goes with its job.
+				 */
+				rest = c->out_len - c->out_pos;
+				Assert(rest < sizeof(c->cmd));
+				memmove(c->cmd, c->out + c->out_pos, rest);
+				c->out = c->cmd;
+				c->out_len = rest;
+				c->out_pos = 0;
+			}
 			c->step = SMTP_IDLE;
 			if (code / 100 == 2)
 				finish_job(c, NOTIFY_OUTCOME_SENT, code, line, NULL);
 			else
-				finish_job(c, fail, code, line, psprintf("smtp: %s", line));
+				finish_job(c, code >= 500 ? NOTIFY_OUTCOME_PERMANENT : NOTIFY_OUTCOME_TRANSIENT,
+						   code, line, psprintf("smtp: %s", line));
+			if (early)
+			{
+				lose_connection(c, 0, NULL, "smtp: the server answered before the message it answered was sent");
+				return;
+			}
+			if (c->next != NULL)
+			{
+				/* the next job's group went after the message: its replies follow */
+				c->job = c->next;
+				c->deadline = c->next_deadline;
+				c->next = NULL;
+				c->step = SMTP_MAIL;
+				c->pipelined = true;
+				c->refused = false;
+			}
 			watch(c);
 			return;
 		case SMTP_RSET:
@@ -576,14 +793,33 @@ handle_reply(SmtpConn *c, int code, const char *line)
 			return;
 		default:
 			elog(LOG, "notify worker: unexpected SMTP reply in step %d: %s", (int) c->step, line);
-			close_connection(c);
+			lose_connection(c, code, line, psprintf("smtp: unexpected reply: %s", line));
 			return;
 	}
+}
 
-	/* MAIL, RCPT or DATA refused: the message fails, the connection is reset. */
-	finish_job(c, fail, code, line, psprintf("smtp: %s", line));
+/*
+ * MAIL, RCPT or DATA refused: the first refusal of a transaction is its
+ * message's outcome (5xx permanent, else transient).  The connection goes
+ * on with the transaction's remaining replies.
+ */
+static void
+refuse(SmtpConn *c, int code, const char *line)
+{
+	if (c->refused)
+		return;
+	c->refused = true;
+	finish_job(c, code >= 500 ? NOTIFY_OUTCOME_PERMANENT : NOTIFY_OUTCOME_TRANSIENT,
+			   code, line, psprintf("smtp: %s", line));
+}
+
+/* End a failed transaction on c with RSET; it has the timeout to answer. */
+static void
+send_rset(SmtpConn *c)
+{
 	c->step = SMTP_RSET;
-	send_command(c, "RSET\r\n");
+	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), notify_timeout);
+	(void) send_command(c, "RSET\r\n");
 }
 
 /* End c's current job with an outcome; the connection stays as it is. */
@@ -591,11 +827,34 @@ static void
 finish_job(SmtpConn *c, NotifyOutcome outcome, int code, const char *reply, const char *error)
 {
 	NotifyJob  *job = c->job;
+
+	c->job = NULL;
+	end_job(job, outcome, code, reply, error);
+}
+
+/*
+ * The connection is gone or going (lost, 421, timeout): its jobs fail,
+ * transient, and it is closed.
+ */
+static void
+lose_connection(SmtpConn *c, int code, const char *reply, const char *error)
+{
+	NotifyJob  *next = c->next;
+
+	c->next = NULL;
+	finish_job(c, NOTIFY_OUTCOME_TRANSIENT, code, reply, error);
+	end_job(next, NOTIFY_OUTCOME_TRANSIENT, code, reply, error);
+	close_connection(c);
+}
+
+/* Record job's outcome (job may be NULL: nothing to do). */
+static void
+end_job(NotifyJob *job, NotifyOutcome outcome, int code, const char *reply, const char *error)
+{
 	MemoryContext old;
 
 	if (job == NULL)
 		return;
-	c->job = NULL;
 	old = MemoryContextSwitchTo(job->batch->cxt);
 	job->outcome = outcome;
 	job->response_code = code;
@@ -614,6 +873,7 @@ static void
 close_connection(SmtpConn *c)
 {
 	Assert(c->job == NULL || c->step == SMTP_CONNECTING);
+	Assert(c->next == NULL);
 	if (c->easy != NULL)
 		transfer_close_handle(c->easy, c->fd);
 	c->easy = NULL;
@@ -657,7 +917,12 @@ provider_id_from_reply(const char *reply)
 	return len > 0 ? pnstrdup(p, len) : NULL;
 }
 
-/* libcurl header callback while connecting: keep the last reply line for errors. */
+/*
+ * libcurl header callback while connecting: keep the last reply line for
+ * errors, and note whether the (last) EHLO reply offers PIPELINING.  A 220
+ * (the greeting, or the go-ahead for STARTTLS, after which EHLO is sent
+ * again) forgets what an earlier EHLO said.
+ */
 static size_t
 keep_reply(char *buffer, size_t size, size_t nitems, void *userdata)
 {
@@ -678,5 +943,13 @@ keep_reply(char *buffer, size_t size, size_t nitems, void *userdata)
 	}
 	c->in[len] = '\0';
 	c->in_len = (int) len;
+
+	if (len >= 3 && strncmp(c->in, "220", 3) == 0)
+		c->pipelining = false;
+	else if (len >= 14 && strncmp(c->in, "250", 3) == 0 &&
+			 (c->in[3] == '-' || c->in[3] == ' ') &&
+			 pg_strncasecmp(c->in + 4, "PIPELINING", 10) == 0 &&
+			 (len == 14 || c->in[14] == ' '))
+		c->pipelining = true;
 	return n;
 }

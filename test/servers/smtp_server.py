@@ -25,6 +25,23 @@ Command line
                         advertised.
   --auth-required       refuse MAIL before successful AUTH (530)
   --hostname NAME       name in the greeting / EHLO (default localhost)
+  --no-pipelining       do not offer PIPELINING (RFC 2920) in the EHLO reply.
+                        By default it is offered, as Postfix and most relays
+                        do; aiosmtpd reads commands one after another either
+                        way, so a group of pipelined commands is served in
+                        order.  Each stored message records whether its
+                        client pipelined ("pipelined": RCPT TO had already
+                        arrived when MAIL FROM was answered) and whether
+                        the next transaction's commands came right after
+                        the message ("next_pipelined": they had arrived when
+                        the end of the message was answered).
+  --data-without-rcpt   answer DATA with 354 even when no recipient was
+                        accepted, read the message and refuse it with
+                        "554 5.5.1 Error: no valid recipients" (RFC 2920
+                        3.1 allows this; aiosmtpd answers 503 by default).
+                        Each time is logged in events.jsonl (stage
+                        "datacmd", mode "no-recipients", size = octets of
+                        message received).
   --idle-timeout SEC    close idle connections after SEC s (default 300)
   --watch-pid PID       exit when process PID is gone (test-runner guard)
 
@@ -349,6 +366,8 @@ class Store:
             "helo": session.host_name,
             "peer": list(session.peer) if session.peer else None,
             "auth_user": session.auth_data if session.authenticated else None,
+            "pipelined": bool(getattr(envelope, "notify_pipelined", False)),
+            "next_pipelined": bool(getattr(envelope, "notify_next_pipelined", False)),
         }
         if not self.maildir:
             return entry
@@ -373,11 +392,12 @@ class _Drop(Exception):
 
 
 class Handler:
-    def __init__(self, control, store, delay_ms, credentials):
+    def __init__(self, control, store, delay_ms, credentials, pipelining=True):
         self.control = control
         self.store = store
         self.delay_ms = delay_ms
         self.credentials = credentials
+        self.pipelining = pipelining
 
     # -- rule application -------------------------------------------------
 
@@ -443,7 +463,15 @@ class Handler:
 
     # -- aiosmtpd hooks -------------------------------------------------------
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname  # the 5-argument hook must set it
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # Did the client send more (RCPT TO) before it had our answer?
+        envelope.notify_pipelined = bool(server._reader._buffer)
         envelope.notify_gen = self.control.current()  # one snapshot per transaction
         envelope.notify_fired = set()
         rule = envelope.notify_gen.decide("mail", envelope.notify_fired)
@@ -464,6 +492,8 @@ class Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        # Did the client send its next commands before it had our answer?
+        envelope.notify_next_pipelined = bool(server._reader._buffer)
         gen = self._gen(envelope)
         delay = gen.delay_ms if gen.delay_ms is not None else self.delay_ms
         if delay:
@@ -497,6 +527,8 @@ class NotifySMTP(SMTP):
         await self.event_handler.on_connect(self)
         await super()._handle_client()
 
+    data_without_rcpt = False
+
     @syntax("DATA")
     async def smtp_DATA(self, arg):
         if (self.session.host_name and not arg and self.envelope.rcpt_tos
@@ -505,7 +537,27 @@ class NotifySMTP(SMTP):
             if reply is not None:
                 await self.push(reply)
                 return
+        if (self.data_without_rcpt and self.session.host_name and not arg
+                and not self.envelope.rcpt_tos):
+            await self._data_without_rcpt()
+            return
         await super().smtp_DATA(arg)
+
+    async def _data_without_rcpt(self):
+        """354 although no recipient was accepted; read the message, refuse it."""
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        size = 0
+        while True:
+            line = await self._reader.readuntil(b"\r\n")
+            if line == b".\r\n":
+                break
+            size += len(line)
+        self.event_handler.store.event(
+            stage="datacmd", mode="no-recipients", size=size,
+            mail_from=self.envelope.mail_from,
+            peer=list(self.session.peer) if self.session.peer else None)
+        self._set_post_data_state()
+        await self.push("554 5.5.1 Error: no valid recipients")
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -530,6 +582,8 @@ def parse_args(argv):
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASS")
     p.add_argument("--auth-required", action="store_true")
     p.add_argument("--hostname", default="localhost")
+    p.add_argument("--no-pipelining", dest="pipelining", action="store_false")
+    p.add_argument("--data-without-rcpt", action="store_true")
     p.add_argument("--idle-timeout", type=float, default=300)
     p.add_argument("--watch-pid", type=int)
     args = p.parse_args(argv)
@@ -553,8 +607,9 @@ async def serve(args):
     loop.set_exception_handler(_exception_handler)
     credentials = dict(c.split(":", 1) for c in args.auth)
     handler = Handler(Control(args.control_file), Store(args.maildir),
-                      args.delay_ms, credentials)
+                      args.delay_ms, credentials, pipelining=args.pipelining)
     NotifySMTP.line_length_limit = args.max_line_length
+    NotifySMTP.data_without_rcpt = args.data_without_rcpt
 
     def factory():
         return NotifySMTP(

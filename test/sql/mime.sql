@@ -77,8 +77,8 @@ $$;
 CREATE TEMP TABLE msg (name text PRIMARY KEY, m text);
 
 -- a plain text message: bare LF, bare CR and CRLF all become CRLF; "=",
--- trailing white space and a line starting "From " are escaped; a line
--- starting "." stays (libcurl does the SMTP dot-stuffing)
+-- trailing white space and a line starting "From " are escaped, and so is
+-- a line starting "." ("=2E": no line of a message starts with a dot)
 INSERT INTO msg VALUES ('plain', notify_build_message(
 	from_address => 'noreply@example.com',
 	to_address => 'alice@example.org',
@@ -171,6 +171,29 @@ FROM msg WHERE name = 'long-latin';
 SELECT l FROM regexp_split_to_table(pg_temp.body((SELECT m FROM msg WHERE name = 'long-latin')), E'\r\n') AS l
 WHERE l ~ '^(The|x|=3D|=E6|trailing)'
 LIMIT 8;
+
+-- dots: no line of a message starts with ".", so the SMTP dot-stuffing
+-- has nothing to do: a body's leading "." is written "=2E", also where a
+-- soft line break puts it at the start of a line; CRLF, LF, CR and their
+-- mixes all end a line
+INSERT INTO msg VALUES ('dots', notify_build_message(
+	'noreply@example.com', 'bob@example.org', 'Dots',
+	E'.\n..\n.hidden line\r\n. spaced\rend.\n' || repeat('a', 75) || E'.b\n'
+	|| repeat('c', 74) || E'.\n\r\n\n\r' || repeat('.', 160) || E'\r\r\n.last',
+	message_id => 'dots.1@example.com', date => '2026-11-28 12:00:00+00'));
+SELECT pg_temp.body(m) FROM msg WHERE name = 'dots';
+SELECT m !~ E'(^|\n)\\.' AS no_line_starts_with_dot,
+	   pg_temp.longest_line(pg_temp.body(m)) AS longest_body_line,
+	   convert_from(pg_temp.qp_decode(pg_temp.body(m)), 'UTF8')
+		 = E'.\r\n..\r\n.hidden line\r\n. spaced\r\nend.\r\n' || repeat('a', 75) || E'.b\r\n'
+		   || repeat('c', 74) || E'.\r\n\r\n\r\n\r\n' || repeat('.', 160) || E'\r\n\r\n.last\r\n' AS body_decodes
+FROM msg WHERE name = 'dots';
+
+-- a line of 2,000 characters: soft breaks keep every line at 76
+SELECT pg_temp.longest_line(pg_temp.body(m)) AS longest_body_line,
+	   convert_from(pg_temp.qp_decode(pg_temp.body(m)), 'UTF8') = repeat('0123456789', 200) || E'\r\n' AS body_decodes
+FROM (VALUES (notify_build_message('a@example.com', 'b@example.com', 's', repeat('0123456789', 200) || E'\n',
+								   message_id => 'm@example.com'))) AS t(m);
 
 -- a long ASCII subject is folded at its spaces and unfolds to the original;
 -- one with "=?" (which could read as an encoded word) or with a word too

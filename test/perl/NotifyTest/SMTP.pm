@@ -40,6 +40,8 @@ my $json = JSON::PP->new->canonical->utf8;
 #   mode => \%control    initial control file content (default accept)
 #   delay_ms => N, max_size => N, max_line_length => N, hostname => NAME,
 #   idle_timeout => S, auth => 'user:pass' or [list], auth_required => 1,
+#   pipelining => 0 (do not offer PIPELINING; offered by default),
+#   data_without_rcpt => 1 (354 to DATA without recipients, then 554),
 #   args => [extra command line arguments]
 sub start
 {
@@ -78,6 +80,8 @@ sub start
 		  for (ref $opts{auth} ? @{ $opts{auth} } : ($opts{auth}));
 	}
 	push @cmd, '--auth-required' if $opts{auth_required};
+	push @cmd, '--no-pipelining' if defined $opts{pipelining} && !$opts{pipelining};
+	push @cmd, '--data-without-rcpt' if $opts{data_without_rcpt};
 	push @cmd, @{ $opts{args} } if $opts{args};
 
 	$self->_launch(\@cmd, 'smtp_server.py', $opts{timeout});
