@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -61,15 +62,22 @@ PGDLLEXPORT void notify_worker_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(notify_worker_status);
 
-/* rows recorded in one transaction at most, and how long results may wait */
+/*
+ * Rows recorded in one transaction at most; how long results may wait for
+ * a transaction (a claim's, usually) to ride in; how long a committed
+ * record may wait for the disk (see record_flush).
+ */
 #define RECORD_BATCH_MAX	256
 #define RECORD_DELAY_MS		20
+#define RECORD_FLUSH_MS		50
 
 static MemoryContext worker_cxt = NULL;
 static List *finished = NIL;	/* jobs done, outcome not yet recorded */
 static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
 static bool leases_due = false;	/* time to take back expired leases and rows */
 static TimestampTz first_finished_at = 0;
+static XLogRecPtr unflushed_lsn = InvalidXLogRecPtr;	/* end of the latest record commit */
+static TimestampTz flush_due = 0;	/* when to flush it at the latest */
 
 static void worker_exit(int code, Datum arg);
 static void set_state(NotifyWorkerState state, const char *activity);
@@ -82,6 +90,7 @@ static void account(List *jobs);
 static void free_recorded(List *jobs);
 static void shut_down(void);
 static void archive(void);
+static void record_flush(void);
 
 /* Register the worker; called from _PG_init when preloaded. */
 void
@@ -119,6 +128,14 @@ notify_worker_main(Datum main_arg)
 	notify_am_worker = true;
 	BackgroundWorkerInitializeConnection(notify_database, NULL, 0);
 	pgstat_report_appname("notify worker");
+
+	/*
+	 * No commit of ours waits for the disk: a lost claim leaves its rows
+	 * pending, a lost record leaves them sending (taken back and sent
+	 * again); record_flush bounds how long a record stays unflushed.
+	 * PGC_S_OVERRIDE: a reload of postgresql.conf does not change it.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -214,16 +231,25 @@ notify_worker_main(Datum main_arg)
 		if (finished != NIL && first_finished_at == 0)
 			first_finished_at = now;
 
+		/* A committed record waited long enough for the WAL writer: flush it. */
+		if (unflushed_lsn != InvalidXLogRecPtr && flush_due <= now)
+			record_flush();
+
 		/*
 		 * Claim when there may be work and at least half the batch is free;
-		 * record when results piled up, waited long enough, nothing else is
-		 * in flight, or a transaction happens anyway.
+		 * record when results piled up, waited RECORD_DELAY_MS, or a
+		 * transaction happens anyway.  Results do not get a transaction of
+		 * their own at once even when nothing else is in flight: at low
+		 * rates the next producer's COMMIT usually comes first, and the
+		 * record then rides in its claim transaction (one transaction per
+		 * message instead of two).  sent_at is when the server accepted, so
+		 * the wait changes no measured latency.
 		 */
 		claim = work_hint && transfer_in_flight() <= notify_batch_size / 2;
 		if (claim ||
 			list_length(finished) >= RECORD_BATCH_MAX ||
-			(finished != NIL && (transfer_in_flight() == 0 ||
-								 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS))))
+			(finished != NIL &&
+			 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS)))
 		{
 			TimestampTz retry_at = 0;
 			bool		full;
@@ -282,7 +308,16 @@ notify_worker_main(Datum main_arg)
 				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
 			}
 			if (finished != NIL)
-				timeout = Min(timeout, RECORD_DELAY_MS);
+			{
+				TimestampDifference(now, TimestampTzPlusMilliseconds(first_finished_at, RECORD_DELAY_MS),
+									&secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
+			if (unflushed_lsn != InvalidXLogRecPtr)
+			{
+				TimestampDifference(now, flush_due, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
 		}
 		if (transfer_wait(timeout, PG_WAIT_EXTENSION))
 			work_hint = true;
@@ -336,11 +371,6 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 			finished = NIL;
 			first_finished_at = 0;
 		}
-		else
-		{
-			/* Nothing to record: a claim-only commit need not wait for the disk. */
-			SPI_execute("SET LOCAL synchronous_commit = off", false, 0);
-		}
 		if (claim && leases_due)
 		{
 			int			n = claim_release_expired(false);
@@ -367,6 +397,10 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 	/* Committed: count what was recorded and free it. */
 	if (recorded != NIL)
 	{
+		/* asynchronously: record_flush makes it durable soon */
+		unflushed_lsn = XactLastCommitEnd;
+		if (flush_due == 0)
+			flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECORD_FLUSH_MS);
 		account(recorded);
 		free_recorded(recorded);
 	}
@@ -668,6 +702,7 @@ shut_down(void)
 	finished = transfer_collect(finished);
 	if (finished != NIL)
 		run_transaction(false, false, NULL, NULL);
+	record_flush();
 	transfer_shutdown();
 }
 
@@ -699,6 +734,25 @@ archive(void)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * Make the latest recorded outcomes durable: every worker transaction
+ * commits with synchronous_commit = off, and this bounds how long an
+ * outcome may stay in WAL buffers (RECORD_FLUSH_MS, unless the WAL writer
+ * was faster).  An outcome lost in a crash leaves its row sending, and the
+ * next worker sends it again: a duplicate, never a loss.  One flush covers
+ * every record committed before it, so at high rates it costs one
+ * fdatasync per RECORD_FLUSH_MS, not one per transaction.
+ */
+static void
+record_flush(void)
+{
+	if (unflushed_lsn == InvalidXLogRecPtr)
+		return;
+	XLogFlush(unflushed_lsn);
+	unflushed_lsn = InvalidXLogRecPtr;
+	flush_due = 0;
 }
 
 /* Publish the worker's state in shared memory and pg_stat_activity. */
