@@ -63,11 +63,12 @@ PGDLLEXPORT void notify_worker_main(Datum main_arg);
 PG_FUNCTION_INFO_V1(notify_worker_status);
 
 /*
- * Rows recorded in one transaction at most; how long results may wait for
- * a transaction (a claim's, usually) to ride in; how long a committed
- * record may wait for the disk (see record_flush).
+ * Rows recorded in one statement at most; how old results must be to be
+ * recorded in a claim's transaction, and how old to get one of their own;
+ * how long a committed record may wait for the disk (see record_flush).
  */
 #define RECORD_BATCH_MAX	256
+#define RECORD_RIDE_MS		10
 #define RECORD_DELAY_MS		20
 #define RECORD_FLUSH_MS		50
 
@@ -81,7 +82,8 @@ static TimestampTz flush_due = 0;	/* when to flush it at the latest */
 
 static void worker_exit(int code, Datum arg);
 static void set_state(NotifyWorkerState state, const char *activity);
-static bool run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry);
+static bool run_transaction(bool claim, bool record, bool startup, List **claimed,
+							TimestampTz *next_retry);
 static List *claim_due(NotifyBatch *batch);
 static void fill_content(NotifyJob *job);
 static char *payload_text(Jsonb *payload, const char *key);
@@ -163,6 +165,7 @@ notify_worker_main(Datum main_arg)
 		TimestampTz now;
 		long		timeout;
 		bool		claim;
+		bool		record_due;
 		List	   *claimed = NIL;
 
 		CHECK_FOR_INTERRUPTS();
@@ -202,7 +205,7 @@ notify_worker_main(Datum main_arg)
 			if (work_hint)
 			{
 				work_hint = false;
-				ready = run_transaction(false, true, NULL, NULL);
+				ready = run_transaction(false, false, true, NULL, NULL);
 				if (!ready && !said_waiting)
 				{
 					ereport(LOG,
@@ -236,21 +239,26 @@ notify_worker_main(Datum main_arg)
 			record_flush();
 
 		/*
-		 * Claim when there may be work and at least half the batch is free;
-		 * record when results piled up, waited RECORD_DELAY_MS, or a
-		 * transaction happens anyway.  Results do not get a transaction of
-		 * their own at once even when nothing else is in flight: at low
-		 * rates the next producer's COMMIT usually comes first, and the
-		 * record then rides in its claim transaction (one transaction per
-		 * message instead of two).  sent_at is when the server accepted, so
-		 * the wait changes no measured latency.
+		 * Claim when there may be work and at least half the batch is free.
+		 * Results are not recorded the moment they arrive, even when nothing
+		 * else is in flight: once the oldest has waited RECORD_RIDE_MS they
+		 * go with the next claim's transaction, and only after
+		 * RECORD_DELAY_MS (or when RECORD_BATCH_MAX piled up) do they get a
+		 * transaction of their own.  At low rates the producers' COMMITs
+		 * wake us for claims often enough that records almost never need
+		 * their own transaction, and one record statement covers the
+		 * messages of RECORD_RIDE_MS.  sent_at is when the server accepted,
+		 * so the wait changes no measured latency.
 		 */
 		claim = work_hint && transfer_in_flight() <= notify_batch_size / 2;
-		if (claim ||
-			list_length(finished) >= RECORD_BATCH_MAX ||
-			(finished != NIL &&
-			 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS)))
+		record_due = finished != NIL &&
+			(list_length(finished) >= RECORD_BATCH_MAX ||
+			 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS));
+		if (claim || record_due)
 		{
+			bool		record = record_due ||
+				(finished != NIL &&
+				 TimestampDifferenceExceeds(first_finished_at, now, RECORD_RIDE_MS));
 			TimestampTz retry_at = 0;
 			bool		full;
 
@@ -265,7 +273,7 @@ notify_worker_main(Datum main_arg)
 				next_lease_check = TimestampTzPlusMilliseconds(now,
 															   Min(notify_poll_interval, notify_lease_time * 1000L / 4));
 			}
-			ready = run_transaction(claim, false, &claimed, &retry_at);
+			ready = run_transaction(claim, record, false, &claimed, &retry_at);
 			if (retry_at != 0 && (next_retry == 0 || retry_at < next_retry))
 				next_retry = retry_at;
 			if (claim)
@@ -328,13 +336,14 @@ notify_worker_main(Datum main_arg)
 }
 
 /*
- * One short transaction: record finished jobs, and claim new ones when
- * asked.  At startup (or while waiting for the extension) it only checks
+ * One short transaction: record finished jobs when asked (record), and
+ * claim new ones when asked (claim).  At startup (or while waiting for the extension) it only checks
  * for the extension and takes back rows a previous worker left in sending.
  * Returns whether the extension is installed.
  */
 static bool
-run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry)
+run_transaction(bool claim, bool record, bool startup, List **claimed,
+				TimestampTz *next_retry)
 {
 	NotifyBatch *batch = NULL;
 	bool		ready;
@@ -361,7 +370,7 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 	}
 	else if (ready)
 	{
-		if (finished != NIL)
+		if (record && finished != NIL)
 		{
 			TimestampTz retry_at = claim_record(finished);
 
@@ -701,7 +710,7 @@ shut_down(void)
 	transfer_release(true);
 	finished = transfer_collect(finished);
 	if (finished != NIL)
-		run_transaction(false, false, NULL, NULL);
+		run_transaction(false, true, false, NULL, NULL);
 	record_flush();
 	transfer_shutdown();
 }

@@ -1,8 +1,9 @@
 # The recording protocol at low rates: a finished send is not recorded in
-# a transaction of its own at once; it waits (at most 20 ms) for the next
-# claim and rides in it.  A trickle of single-message transactions then
-# costs the worker about one transaction per message, not two; a lone
-# message is still recorded promptly; every message has one attempt.
+# a transaction of its own at once; once 10 ms old it rides in the next
+# claim's transaction (after 20 ms it gets its own).  A trickle of
+# single-message transactions then costs the worker about one transaction
+# per message, not two, and one record statement covers several messages;
+# a lone message is still recorded promptly; every message has one attempt.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -35,7 +36,7 @@ cmp_ok(time - $t0, '<', 2, sprintf('recorded %.3f s after delivery (poll interva
 is($node->safe_psql('postgres', "SELECT count(*) FROM notify_attempts WHERE outbox_id = $id"), '1',
 	'one attempt recorded');
 
-# ---- a trickle: one enqueue per transaction, 5 ms apart ----
+# ---- a trickle: one enqueue per transaction, 2 ms apart ----
 # In sandbox mode every send completes at once, so recording at once would
 # cost exactly one transaction per message besides the claim.
 $node->safe_psql('postgres', 'ALTER SYSTEM SET notify.sandbox = on');
@@ -49,7 +50,7 @@ BEGIN
 		PERFORM notify_enqueue('notify.message', 'trickle' || i || '@example.com',
 			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
 		COMMIT;
-		PERFORM pg_sleep(0.005);
+		PERFORM pg_sleep(0.002);
 	END LOOP;
 END;
 $$});
@@ -71,6 +72,14 @@ note("worker transactions that wrote, for $n messages: $worker_xacts");
 cmp_ok($worker_xacts, '<=', int($n * 1.5),
 	"the worker wrote in $worker_xacts transactions for $n messages (records ride in claims)");
 
+# Records wait until the oldest result is 10 ms old before riding in a
+# claim: one record statement covers several messages of the trickle.
+my $records = $node->safe_psql('postgres', q{
+	SELECT count(DISTINCT a.xmin::text) FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id
+	WHERE o.recipient LIKE 'trickle%'});
+note("record transactions for $n messages: $records");
+cmp_ok($records, '<=', int($n * 0.75),
+	"outcomes of $n messages recorded in $records transactions (one per message would be $n)");
 is($node->safe_psql('postgres', q{
 	SELECT count(DISTINCT o.id) || '/' || count(*) FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id
 	WHERE o.recipient LIKE 'trickle%' AND a.outcome = 'sent' AND o.attempts = 1}),
