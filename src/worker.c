@@ -139,6 +139,16 @@ notify_worker_main(Datum main_arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * Every statement of the worker has a selective index (claim, lease,
+	 * expiry, primary key, archive).  But a plan made while the outbox was
+	 * empty (just vacuumed, emptied by archiving) prefers a sequential scan
+	 * and stays cached until the next ANALYZE: the claim then reads the
+	 * whole outbox every time, which at a few thousand rows made it most
+	 * of the worker's CPU.  No sequential scan where an index can serve.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
 									   ALLOCSET_DEFAULT_SIZES);
 
