@@ -22,12 +22,14 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -36,40 +38,59 @@
 #include "worker.h"
 
 static Oid	ext_oid = InvalidOid;
+static Oid	outbox_relid = InvalidOid;	/* notify_outbox of that installation */
+static Oid	ext_namespace = InvalidOid;
 static char *ext_schema = NULL;	/* quoted, in TopMemoryContext */
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr claim_channel_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr suppress_plan = NULL;
+static SPIPlanPtr skipped_plan = NULL;
 static SPIPlanPtr release_expired_plan = NULL;
 static SPIPlanPtr release_all_plan = NULL;
 static SPIPlanPtr archive_plan = NULL;
 
 static void forget_plans(void);
 static SPIPlanPtr prepare(const char *sql, int nargs, Oid *argtypes);
-static void append_json_string(StringInfo buf, const char *key, const char *value);
-static double timestamptz_to_unix(TimestampTz t);
+static Datum text_array(List *values);
+static const char *enhanced_status(const char *reply, char *buf);
 
 /*
  * True when the extension is installed in this database; prepares the
  * statements for its schema on first sight.
+ *
+ * Runs at the start of every worker transaction, so the usual case must be
+ * cheap: once prepared, it only checks through the syscache that the
+ * notify_outbox the statements were prepared for is still there, in the
+ * extension's schema.  DROP EXTENSION drops that relation, and a new
+ * CREATE EXTENSION creates another one (another OID), so either is seen
+ * without a scan of pg_extension.
  */
 bool
 claim_extension_ready(void)
 {
-	Oid			oid = get_extension_oid("notify", true);
+	Oid			oid;
 	char	   *schema;
+	char	   *nspname;
 	char	   *q;
 	Oid			claim_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTARRAYOID};
 	Oid			claim_channel_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
 	const char *claim_sql;
-	Oid			record_types[3] = {TEXTOID, FLOAT8OID, FLOAT8OID};
+	Oid			record_types[14] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID};
+	Oid			suppress_types[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			skipped_types[2] = {INT8ARRAYOID, TEXTARRAYOID};
 	Oid			archive_types[1] = {INT4OID};
 
-	if (oid == ext_oid && OidIsValid(oid))
+	if (OidIsValid(ext_oid) && OidIsValid(outbox_relid) &&
+		get_rel_namespace(outbox_relid) == ext_namespace)
 		return true;
 
+	oid = get_extension_oid("notify", true);
 	forget_plans();
 	ext_oid = InvalidOid;
+	outbox_relid = InvalidOid;
 	if (!OidIsValid(oid))
 		return false;
 
@@ -78,19 +99,24 @@ claim_extension_ready(void)
 				 "WHERE e.oid = %u", oid);
 	if (SPI_execute(q, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not find the schema of extension notify");
-	schema = (char *) quote_identifier(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	nspname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	schema = (char *) quote_identifier(nspname);
 
 	/*
 	 * The claim.  %%s is the schema; the channel condition (%%s at the end of
 	 * the WHERE clause) differs between the general claim, which leaves out
-	 * rate-limited channels, and the claim for one such channel.
+	 * rate-limited channels, and the claim for one such channel.  The
+	 * channel's kind and the category's unsubscribe_header come with the due
+	 * rows (one join each, no subquery per row).  Only SMTP sends a
+	 * Message-ID of ours, so only SMTP rows get one.
 	 */
 	claim_sql =
 		"WITH due AS ("
-		" SELECT o.id FROM %s.notify_outbox o"
+		" SELECT o.id, c.kind, cat.unsubscribe_header FROM %s.notify_outbox o"
+		" JOIN %s.notify_channels c ON c.name = o.channel AND c.enabled"
+		" LEFT JOIN %s.notify_categories cat ON cat.name = o.category"
 		" WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
 		"   AND (o.expires_at IS NULL OR o.expires_at > now())"
-		"   AND o.channel IN (SELECT c.name FROM %s.notify_channels c WHERE c.enabled)"
 		"   AND %s"
 		" ORDER BY o.priority DESC, o.next_attempt_at, o.id"
 		" LIMIT $1"
@@ -99,31 +125,34 @@ claim_extension_ready(void)
 		" SET status = 'sending',"
 		"     attempts = o.attempts + 1,"
 		"     locked_until = now() + make_interval(secs => $2),"
-		"     message_id = coalesce(o.message_id,"
-		"         o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@' || $3)"
+		"     message_id = CASE WHEN o.message_id IS NULL AND due.kind = 'smtp' THEN"
+		"         o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@' || $3"
+		"         ELSE o.message_id END"
 		" FROM due WHERE o.id = due.id"
-		" RETURNING o.id, o.channel,"
-		"   (SELECT c.kind FROM %s.notify_channels c WHERE c.name = o.channel),"
+		" RETURNING o.id, o.channel, due.kind,"
 		"   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts,"
 		"   o.locale, o.template_version,"
 		/* preferences again, just before sending: an unsubscribe since enqueue counts */
 		"   %s.notify_decide(o.recipient, o.category, o.channel, o.metadata ->> 'tenant'),"
-		"   CASE WHEN (SELECT c.unsubscribe_header FROM %s.notify_categories c WHERE c.name = o.category)"
+		"   CASE WHEN due.unsubscribe_header"
 		"        THEN %s.notify_unsubscribe_url(o.recipient, o.category, o.metadata ->> 'tenant') END";
-	claim_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel <> ALL ($4)", schema, schema,
-								  schema, schema, schema),
+	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, "o.channel <> ALL ($4)", schema,
+								  schema, schema),
 						 4, claim_types);
-	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, "o.channel = $4", schema, schema,
-										  schema, schema, schema),
+	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, "o.channel = $4", schema,
+										  schema, schema),
 								 4, claim_channel_types);
 
+	/*
+	 * The record: one array per column (unnest), the rare side effects
+	 * (suppression after a 5.1.x failure, the audit of skipped rows) in
+	 * statements of their own, run only when a group has such a row.
+	 */
 	record_plan = prepare(psprintf(
 								   "WITH r AS ("
-								   " SELECT *, substring(reply from '^[0-9]{3}[ -]([245]\\.[0-9]{1,3}\\.[0-9]{1,3})') AS enhanced"
-								   " FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, outcome text,"
-								   "   attempt integer, code integer, reply text, error text, provider_id text,"
-								   "   started double precision, finished double precision, retry_after double precision,"
-								   "   skip_reason text, kind text)),"
+								   " SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+								   "   AS r(id, outcome, attempt, code, reply, error, provider_id,"
+								   "        started, finished, retry_after, skip_reason, enhanced)),"
 								   " upd AS ("
 								   " UPDATE %s.notify_outbox o SET"
 								   "   status = CASE r.outcome"
@@ -134,37 +163,41 @@ claim_extension_ready(void)
 								   "     ELSE CASE WHEN o.attempts >= o.max_attempts THEN 'failed' ELSE 'pending' END END,"
 								   "   attempts = CASE WHEN r.outcome IN ('released', 'skipped') THEN o.attempts - 1 ELSE o.attempts END,"
 								   "   skip_reason = r.skip_reason,"
-								   "   sent_at = CASE WHEN r.outcome = 'sent' THEN to_timestamp(r.finished) END,"
+								   "   sent_at = CASE WHEN r.outcome = 'sent' THEN r.finished END,"
 								   "   last_error = CASE WHEN r.outcome IN ('transient', 'permanent') THEN r.error ELSE o.last_error END,"
 								   "   provider_message_id = coalesce(r.provider_id, o.provider_message_id),"
 								   "   next_attempt_at = CASE r.outcome"
 								   "     WHEN 'transient' THEN now() + make_interval(secs => greatest(coalesce(r.retry_after, 0),"
-								   "       least($3, $2 * power(2, o.attempts - 1)) * (0.5 + random() * 0.5) / 1000.0))"
+								   "       least($14, $13 * power(2, o.attempts - 1)) * (0.5 + random() * 0.5) / 1000.0))"
 								   "     WHEN 'released' THEN now()"
 								   "     ELSE o.next_attempt_at END,"
 								   "   locked_until = NULL"
 								   " FROM r WHERE o.id = r.id AND o.status = 'sending'"
-								   " RETURNING o.id, o.status, o.next_attempt_at, o.recipient, o.category, o.channel),"
+								   " RETURNING o.status, o.next_attempt_at),"
 								   " ins AS ("
 								   " INSERT INTO %s.notify_attempts (outbox_id, attempt, started_at, finished_at,"
 								   "   outcome, response_code, enhanced_status, response_text, error, provider_message_id)"
-								   " SELECT r.id, r.attempt, to_timestamp(r.started), to_timestamp(r.finished),"
+								   " SELECT r.id, r.attempt, r.started, r.finished,"
 								   "   r.outcome, nullif(r.code, 0), r.enhanced, r.reply, r.error, r.provider_id"
-								   " FROM r WHERE r.outcome NOT IN ('released', 'skipped')),"
-								   /* a permanent 5.1.x SMTP failure: the address does not exist */
-								   " supp AS ("
-								   " SELECT %s.notify_suppress_from_failure(u.recipient, r.enhanced, r.reply)"
-								   " FROM upd u JOIN r ON r.id = u.id"
-								   " WHERE r.outcome = 'permanent' AND r.kind = 'smtp' AND r.enhanced LIKE '5.1.%%'),"
-								   " skipped AS ("
-								   " SELECT %s.notify_audit('skipped', 'outbox:' || u.id,"
-								   "   jsonb_build_object('reason', r.skip_reason, 'category', u.category, 'channel', u.channel, 'at', 'send'))"
-								   " FROM upd u JOIN r ON r.id = u.id WHERE r.outcome = 'skipped')"
-								   " SELECT min(next_attempt_at) FILTER (WHERE status = 'pending'),"
-								   "   (SELECT count(*) FROM supp), (SELECT count(*) FROM skipped)"
-								   " FROM upd",
-								   schema, schema, schema, schema),
-						  3, record_types);
+								   " FROM r WHERE r.outcome NOT IN ('released', 'skipped'))"
+								   " SELECT min(next_attempt_at) FILTER (WHERE status = 'pending') FROM upd",
+								   schema, schema),
+						  14, record_types);
+	/* a permanent 5.1.x SMTP failure: the address does not exist */
+	suppress_plan = prepare(psprintf(
+									 "SELECT count(%s.notify_suppress_from_failure(o.recipient, r.enhanced, r.reply))"
+									 " FROM unnest($1, $2, $3) AS r(id, enhanced, reply)"
+									 " JOIN %s.notify_outbox o ON o.id = r.id WHERE o.status = 'failed'",
+									 schema, schema),
+							3, suppress_types);
+	skipped_plan = prepare(psprintf(
+									"SELECT count(%s.notify_audit('skipped', 'outbox:' || o.id,"
+									"   jsonb_build_object('reason', r.skip_reason, 'category', o.category,"
+									"                      'channel', o.channel, 'at', 'send')))"
+									" FROM unnest($1, $2) AS r(id, skip_reason)"
+									" JOIN %s.notify_outbox o ON o.id = r.id WHERE o.status = 'skipped'",
+									schema, schema),
+						   2, skipped_types);
 
 	release_expired_plan = prepare(psprintf(
 											"WITH lease AS ("
@@ -188,6 +221,10 @@ claim_extension_ready(void)
 	if (ext_schema != NULL)
 		pfree(ext_schema);
 	ext_schema = MemoryContextStrdup(TopMemoryContext, schema);
+	ext_namespace = get_namespace_oid(nspname, false);
+	outbox_relid = get_relname_relid("notify_outbox", ext_namespace);
+	if (!OidIsValid(outbox_relid))
+		elog(ERROR, "extension notify has no table notify_outbox");
 	ext_oid = oid;
 	return true;
 }
@@ -312,11 +349,32 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 TimestampTz
 claim_record(List *jobs)
 {
-	StringInfoData buf;
+	int			n = list_length(jobs);
+	Datum	   *ids,
+			   *attempts,
+			   *codes,
+			   *retry_after,
+			   *started,
+			   *finished;
+	List	   *outcomes = NIL,
+			   *replies = NIL,
+			   *errors = NIL,
+			   *provider_ids = NIL,
+			   *skip_reasons = NIL,
+			   *enhanced = NIL;
+	bool	   *retry_nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum		values[14];
 	ListCell   *lc;
-	Datum		values[3];
+	int			i = 0;
 	bool		isnull;
 	Datum		next;
+	List	   *supp_ids = NIL,
+			   *supp_enhanced = NIL,
+			   *supp_replies = NIL,
+			   *skip_ids = NIL,
+			   *skip_why = NIL;
 	static const char *const outcome_names[] = {
 		[NOTIFY_OUTCOME_NONE] = "transient",
 		[NOTIFY_OUTCOME_SENT] = "sent",
@@ -329,38 +387,94 @@ claim_record(List *jobs)
 	if (jobs == NIL)
 		return 0;
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
+	ids = palloc(sizeof(Datum) * n);
+	attempts = palloc(sizeof(Datum) * n);
+	codes = palloc(sizeof(Datum) * n);
+	retry_after = palloc(sizeof(Datum) * n);
+	retry_nulls = palloc(sizeof(bool) * n);
+	started = palloc(sizeof(Datum) * n);
+	finished = palloc(sizeof(Datum) * n);
 	foreach(lc, jobs)
 	{
 		NotifyJob  *job = lfirst(lc);
+		char		status[16];
+		const char *enh;
 
-		if (buf.len > 1)
-			appendStringInfoChar(&buf, ',');
-		appendStringInfo(&buf, "{\"id\":" INT64_FORMAT ",\"attempt\":%d,\"code\":%d",
-						 job->id, job->attempt, job->response_code);
-		append_json_string(&buf, "outcome", outcome_names[job->outcome]);
-		append_json_string(&buf, "reply", job->reply[0] ? job->reply : NULL);
-		append_json_string(&buf, "error", job->error);
-		append_json_string(&buf, "provider_id", job->provider_id);
-		append_json_string(&buf, "skip_reason", job->skip_reason);
-		append_json_string(&buf, "kind", job->kind);
-		appendStringInfo(&buf, ",\"started\":%.6f,\"finished\":%.6f",
-						 timestamptz_to_unix(job->started_at),
-						 timestamptz_to_unix(job->finished_at));
-		if (job->retry_after > 0)
-			appendStringInfo(&buf, ",\"retry_after\":%d", job->retry_after);
-		appendStringInfoChar(&buf, '}');
+		ids[i] = Int64GetDatum(job->id);
+		attempts[i] = Int32GetDatum(job->attempt);
+		codes[i] = Int32GetDatum(job->response_code);
+		retry_after[i] = Int32GetDatum(job->retry_after);
+		retry_nulls[i] = job->retry_after <= 0;
+		started[i] = TimestampTzGetDatum(job->started_at);
+		finished[i] = TimestampTzGetDatum(job->finished_at);
+		outcomes = lappend(outcomes, (char *) outcome_names[job->outcome]);
+		replies = lappend(replies, job->reply[0] ? job->reply : NULL);
+		errors = lappend(errors, job->error);
+		provider_ids = lappend(provider_ids, job->provider_id);
+		skip_reasons = lappend(skip_reasons, job->skip_reason);
+		enh = enhanced_status(job->reply, status);
+		enhanced = lappend(enhanced, enh ? pstrdup(enh) : NULL);
+		i++;
+
+		if (job->outcome == NOTIFY_OUTCOME_PERMANENT && job->kind != NULL &&
+			strcmp(job->kind, "smtp") == 0 && enh != NULL && strncmp(enh, "5.1.", 4) == 0)
+		{
+			supp_ids = lappend(supp_ids, job);
+			supp_enhanced = lappend(supp_enhanced, pstrdup(enh));
+			supp_replies = lappend(supp_replies, job->reply);
+		}
+		if (job->outcome == NOTIFY_OUTCOME_SKIPPED)
+		{
+			skip_ids = lappend(skip_ids, job);
+			skip_why = lappend(skip_why, job->skip_reason);
+		}
 	}
-	appendStringInfoChar(&buf, ']');
 
-	values[0] = CStringGetTextDatum(buf.data);
-	values[1] = Float8GetDatum((double) notify_retry_base);
-	values[2] = Float8GetDatum((double) notify_retry_max_delay);
+	dims[0] = n;
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = text_array(outcomes);
+	values[2] = PointerGetDatum(construct_array(attempts, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(codes, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[4] = text_array(replies);
+	values[5] = text_array(errors);
+	values[6] = text_array(provider_ids);
+	values[7] = PointerGetDatum(construct_array(started, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_array(finished, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[9] = PointerGetDatum(construct_md_array(retry_after, retry_nulls, 1, dims, lbs,
+												   INT4OID, 4, true, TYPALIGN_INT));
+	values[10] = text_array(skip_reasons);
+	values[11] = text_array(enhanced);
+	values[12] = Float8GetDatum((double) notify_retry_base);
+	values[13] = Float8GetDatum((double) notify_retry_max_delay);
 	if (SPI_execute_plan(record_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not record delivery outcomes");
 	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	pfree(buf.data);
+
+	if (supp_ids != NIL)
+	{
+		Datum	   *sids = palloc(sizeof(Datum) * list_length(supp_ids));
+
+		i = 0;
+		foreach(lc, supp_ids)
+			sids[i++] = Int64GetDatum(((NotifyJob *) lfirst(lc))->id);
+		values[0] = PointerGetDatum(construct_array(sids, i, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = text_array(supp_enhanced);
+		values[2] = text_array(supp_replies);
+		if (SPI_execute_plan(suppress_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not suppress failed recipients");
+	}
+	if (skip_ids != NIL)
+	{
+		Datum	   *sids = palloc(sizeof(Datum) * list_length(skip_ids));
+
+		i = 0;
+		foreach(lc, skip_ids)
+			sids[i++] = Int64GetDatum(((NotifyJob *) lfirst(lc))->id);
+		values[0] = PointerGetDatum(construct_array(sids, i, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = text_array(skip_why);
+		if (SPI_execute_plan(skipped_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not audit skipped notifications");
+	}
 	return isnull ? 0 : DatumGetTimestampTz(next);
 }
 
@@ -368,8 +482,8 @@ claim_record(List *jobs)
 static void
 forget_plans(void)
 {
-	SPIPlanPtr *plans[] = {&claim_plan, &claim_channel_plan, &record_plan, &release_expired_plan,
-	&release_all_plan, &archive_plan};
+	SPIPlanPtr *plans[] = {&claim_plan, &claim_channel_plan, &record_plan, &suppress_plan,
+	&skipped_plan, &release_expired_plan, &release_all_plan, &archive_plan};
 	size_t		i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -392,21 +506,64 @@ prepare(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/* Append ,"key":"value" (or null) to a JSON object under construction. */
-static void
-append_json_string(StringInfo buf, const char *key, const char *value)
+/* A text[] of the strings in values (NULL pointers are NULL elements). */
+static Datum
+text_array(List *values)
 {
-	appendStringInfo(buf, ",\"%s\":", key);
-	if (value == NULL)
-		appendStringInfoString(buf, "null");
-	else
-		escape_json(buf, value);
+	int			n = list_length(values);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, values)
+	{
+		char	   *v = lfirst(lc);
+
+		nulls[i] = v == NULL;
+		elems[i] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		i++;
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/* Seconds since the Unix epoch, as to_timestamp() takes them. */
-static double
-timestamptz_to_unix(TimestampTz t)
+/*
+ * The enhanced status code (RFC 3463) of an SMTP reply line such as
+ * "550 5.1.1 no such user": "5.1.1" in buf, or NULL when the reply has
+ * none.  What ^[0-9]{3}[ -]([245]\.[0-9]{1,3}\.[0-9]{1,3}) matches.
+ */
+static const char *
+enhanced_status(const char *reply, char *buf)
 {
-	return (double) t / USECS_PER_SEC +
-		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	const char *p = reply;
+	char	   *out = buf;
+	int			part;
+
+	if (reply == NULL || !isdigit((unsigned char) p[0]) || !isdigit((unsigned char) p[1]) ||
+		!isdigit((unsigned char) p[2]) || (p[3] != ' ' && p[3] != '-'))
+		return NULL;
+	p += 4;
+	if (*p != '2' && *p != '4' && *p != '5')
+		return NULL;
+	*out++ = *p++;
+	for (part = 0; part < 2; part++)
+	{
+		int			digits = 0;
+
+		if (*p != '.')
+			return NULL;
+		*out++ = *p++;
+		while (isdigit((unsigned char) *p) && digits < 3)
+		{
+			*out++ = *p++;
+			digits++;
+		}
+		if (digits == 0)
+			return NULL;
+	}
+	*out = '\0';
+	return buf;
 }

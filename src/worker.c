@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -61,19 +62,28 @@ PGDLLEXPORT void notify_worker_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(notify_worker_status);
 
-/* rows recorded in one transaction at most, and how long results may wait */
+/*
+ * Rows recorded in one statement at most; how old results must be to be
+ * recorded in a claim's transaction, and how old to get one of their own;
+ * how long a committed record may wait for the disk (see record_flush).
+ */
 #define RECORD_BATCH_MAX	256
+#define RECORD_RIDE_MS		10
 #define RECORD_DELAY_MS		20
+#define RECORD_FLUSH_MS		50
 
 static MemoryContext worker_cxt = NULL;
 static List *finished = NIL;	/* jobs done, outcome not yet recorded */
 static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
 static bool leases_due = false;	/* time to take back expired leases and rows */
 static TimestampTz first_finished_at = 0;
+static XLogRecPtr unflushed_lsn = InvalidXLogRecPtr;	/* end of the latest record commit */
+static TimestampTz flush_due = 0;	/* when to flush it at the latest */
 
 static void worker_exit(int code, Datum arg);
 static void set_state(NotifyWorkerState state, const char *activity);
-static bool run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry);
+static bool run_transaction(bool claim, bool record, bool startup, List **claimed,
+							TimestampTz *next_retry);
 static List *claim_due(NotifyBatch *batch);
 static void fill_content(NotifyJob *job);
 static char *payload_text(Jsonb *payload, const char *key);
@@ -82,6 +92,7 @@ static void account(List *jobs);
 static void free_recorded(List *jobs);
 static void shut_down(void);
 static void archive(void);
+static void record_flush(void);
 
 /* Register the worker; called from _PG_init when preloaded. */
 void
@@ -120,6 +131,24 @@ notify_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(notify_database, NULL, 0);
 	pgstat_report_appname("notify worker");
 
+	/*
+	 * No commit of ours waits for the disk: a lost claim leaves its rows
+	 * pending, a lost record leaves them sending (taken back and sent
+	 * again); record_flush bounds how long a record stays unflushed.
+	 * PGC_S_OVERRIDE: a reload of postgresql.conf does not change it.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Every statement of the worker has a selective index (claim, lease,
+	 * expiry, primary key, archive).  But a plan made while the outbox was
+	 * empty (just vacuumed, emptied by archiving) prefers a sequential scan
+	 * and stays cached until the next ANALYZE: the claim then reads the
+	 * whole outbox every time, which at a few thousand rows made it most
+	 * of the worker's CPU.  No sequential scan where an index can serve.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
 									   ALLOCSET_DEFAULT_SIZES);
 
@@ -146,6 +175,7 @@ notify_worker_main(Datum main_arg)
 		TimestampTz now;
 		long		timeout;
 		bool		claim;
+		bool		record_due;
 		List	   *claimed = NIL;
 
 		CHECK_FOR_INTERRUPTS();
@@ -185,7 +215,7 @@ notify_worker_main(Datum main_arg)
 			if (work_hint)
 			{
 				work_hint = false;
-				ready = run_transaction(false, true, NULL, NULL);
+				ready = run_transaction(false, false, true, NULL, NULL);
 				if (!ready && !said_waiting)
 				{
 					ereport(LOG,
@@ -214,17 +244,31 @@ notify_worker_main(Datum main_arg)
 		if (finished != NIL && first_finished_at == 0)
 			first_finished_at = now;
 
+		/* A committed record waited long enough for the WAL writer: flush it. */
+		if (unflushed_lsn != InvalidXLogRecPtr && flush_due <= now)
+			record_flush();
+
 		/*
-		 * Claim when there may be work and at least half the batch is free;
-		 * record when results piled up, waited long enough, nothing else is
-		 * in flight, or a transaction happens anyway.
+		 * Claim when there may be work and at least half the batch is free.
+		 * Results are not recorded the moment they arrive, even when nothing
+		 * else is in flight: once the oldest has waited RECORD_RIDE_MS they
+		 * go with the next claim's transaction, and only after
+		 * RECORD_DELAY_MS (or when RECORD_BATCH_MAX piled up) do they get a
+		 * transaction of their own.  At low rates the producers' COMMITs
+		 * wake us for claims often enough that records almost never need
+		 * their own transaction, and one record statement covers the
+		 * messages of RECORD_RIDE_MS.  sent_at is when the server accepted,
+		 * so the wait changes no measured latency.
 		 */
 		claim = work_hint && transfer_in_flight() <= notify_batch_size / 2;
-		if (claim ||
-			list_length(finished) >= RECORD_BATCH_MAX ||
-			(finished != NIL && (transfer_in_flight() == 0 ||
-								 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS))))
+		record_due = finished != NIL &&
+			(list_length(finished) >= RECORD_BATCH_MAX ||
+			 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS));
+		if (claim || record_due)
 		{
+			bool		record = record_due ||
+				(finished != NIL &&
+				 TimestampDifferenceExceeds(first_finished_at, now, RECORD_RIDE_MS));
 			TimestampTz retry_at = 0;
 			bool		full;
 
@@ -239,7 +283,7 @@ notify_worker_main(Datum main_arg)
 				next_lease_check = TimestampTzPlusMilliseconds(now,
 															   Min(notify_poll_interval, notify_lease_time * 1000L / 4));
 			}
-			ready = run_transaction(claim, false, &claimed, &retry_at);
+			ready = run_transaction(claim, record, false, &claimed, &retry_at);
 			if (retry_at != 0 && (next_retry == 0 || retry_at < next_retry))
 				next_retry = retry_at;
 			if (claim)
@@ -282,7 +326,16 @@ notify_worker_main(Datum main_arg)
 				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
 			}
 			if (finished != NIL)
-				timeout = Min(timeout, RECORD_DELAY_MS);
+			{
+				TimestampDifference(now, TimestampTzPlusMilliseconds(first_finished_at, RECORD_DELAY_MS),
+									&secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
+			if (unflushed_lsn != InvalidXLogRecPtr)
+			{
+				TimestampDifference(now, flush_due, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
 		}
 		if (transfer_wait(timeout, PG_WAIT_EXTENSION))
 			work_hint = true;
@@ -293,13 +346,14 @@ notify_worker_main(Datum main_arg)
 }
 
 /*
- * One short transaction: record finished jobs, and claim new ones when
- * asked.  At startup (or while waiting for the extension) it only checks
+ * One short transaction: record finished jobs when asked (record), and
+ * claim new ones when asked (claim).  At startup (or while waiting for the extension) it only checks
  * for the extension and takes back rows a previous worker left in sending.
  * Returns whether the extension is installed.
  */
 static bool
-run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retry)
+run_transaction(bool claim, bool record, bool startup, List **claimed,
+				TimestampTz *next_retry)
 {
 	NotifyBatch *batch = NULL;
 	bool		ready;
@@ -326,7 +380,7 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 	}
 	else if (ready)
 	{
-		if (finished != NIL)
+		if (record && finished != NIL)
 		{
 			TimestampTz retry_at = claim_record(finished);
 
@@ -335,11 +389,6 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 			recorded = finished;
 			finished = NIL;
 			first_finished_at = 0;
-		}
-		else
-		{
-			/* Nothing to record: a claim-only commit need not wait for the disk. */
-			SPI_execute("SET LOCAL synchronous_commit = off", false, 0);
 		}
 		if (claim && leases_due)
 		{
@@ -367,6 +416,10 @@ run_transaction(bool claim, bool startup, List **claimed, TimestampTz *next_retr
 	/* Committed: count what was recorded and free it. */
 	if (recorded != NIL)
 	{
+		/* asynchronously: record_flush makes it durable soon */
+		unflushed_lsn = XactLastCommitEnd;
+		if (flush_due == 0)
+			flush_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECORD_FLUSH_MS);
 		account(recorded);
 		free_recorded(recorded);
 	}
@@ -667,7 +720,8 @@ shut_down(void)
 	transfer_release(true);
 	finished = transfer_collect(finished);
 	if (finished != NIL)
-		run_transaction(false, false, NULL, NULL);
+		run_transaction(false, true, false, NULL, NULL);
+	record_flush();
 	transfer_shutdown();
 }
 
@@ -699,6 +753,25 @@ archive(void)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * Make the latest recorded outcomes durable: every worker transaction
+ * commits with synchronous_commit = off, and this bounds how long an
+ * outcome may stay in WAL buffers (RECORD_FLUSH_MS, unless the WAL writer
+ * was faster).  An outcome lost in a crash leaves its row sending, and the
+ * next worker sends it again: a duplicate, never a loss.  One flush covers
+ * every record committed before it, so at high rates it costs one
+ * fdatasync per RECORD_FLUSH_MS, not one per transaction.
+ */
+static void
+record_flush(void)
+{
+	if (unflushed_lsn == InvalidXLogRecPtr)
+		return;
+	XLogFlush(unflushed_lsn);
+	unflushed_lsn = InvalidXLogRecPtr;
+	flush_due = 0;
 }
 
 /* Publish the worker's state in shared memory and pg_stat_activity. */

@@ -1,0 +1,91 @@
+# The recording protocol at low rates: a finished send is not recorded in
+# a transaction of its own at once; once 10 ms old it rides in the next
+# claim's transaction (after 20 ms it gets its own).  A trickle of
+# single-message transactions then costs the worker about one transaction
+# per message, not two, and one record statement covers several messages;
+# a lone message is still recorded promptly; every message has one attempt.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use NotifyTest::SMTP;
+use NotifyTest::Node;
+
+my $smtp = NotifyTest::SMTP->start;
+
+# A 60 s poll: whatever happens quickly came from a wake-up or the record
+# timer.  No autovacuum and no archiving, so that nothing but the
+# producer and the worker assigns transaction ids.
+my $node = NotifyTest::Node->new('batching', smtp => $smtp,
+	conf => {
+		'notify.poll_interval' => q{'60s'},
+		'notify.archive_interval' => '0',
+		'autovacuum' => 'off',
+	});
+
+# ---- a lone message is recorded within the record delay, not at the poll ----
+my $id = $node->safe_psql('postgres',
+	q{SELECT notify_enqueue('notify.message', 'lone@example.com', '{"subject": "s", "text": "t"}')});
+is($smtp->wait_for_count(1, 10), 1, 'the lone message was delivered');
+my $t0 = time;
+my $waited = NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox WHERE id = $id", 'sent', 10);
+ok(defined $waited, 'the lone message is recorded sent');
+cmp_ok(time - $t0, '<', 2, sprintf('recorded %.3f s after delivery (poll interval 60 s)', time - $t0));
+is($node->safe_psql('postgres', "SELECT count(*) FROM notify_attempts WHERE outbox_id = $id"), '1',
+	'one attempt recorded');
+
+# ---- a trickle: one enqueue per transaction, 2 ms apart ----
+# In sandbox mode every send completes at once, so recording at once would
+# cost exactly one transaction per message besides the claim.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET notify.sandbox = on');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(defined NotifyTest::Node::wait_for($node, 'SHOW notify.sandbox', 'on', 10), 'sandbox mode on');
+sleep 0.5;	# the worker reloads at its next wake-up: the reload signal
+$node->safe_psql('postgres', q{
+CREATE PROCEDURE trickle(n integer) LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. n LOOP
+		PERFORM notify_enqueue('notify.message', 'trickle' || i || '@example.com',
+			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
+		COMMIT;
+		PERFORM pg_sleep(0.002);
+	END LOOP;
+END;
+$$});
+
+my $n = 60;
+my $xid0 = $node->safe_psql('postgres', 'SELECT txid_current()');
+$node->safe_psql('postgres', "CALL trickle($n)");
+ok(defined NotifyTest::Node::wait_for($node,
+		q{SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'trickle%' AND status = 'sent'}, "$n", 30),
+	"all $n trickled messages are recorded sent");
+my $xid1 = $node->safe_psql('postgres', 'SELECT txid_current()');
+
+# Transaction ids: the producer's $n, the second txid_current(), and one
+# per worker transaction that wrote (claims and records; an empty claim
+# writes nothing).  Recording each message in a transaction of its own
+# would make that 2 per message.
+my $worker_xacts = $xid1 - $xid0 - $n - 1;
+note("worker transactions that wrote, for $n messages: $worker_xacts");
+cmp_ok($worker_xacts, '<=', int($n * 1.5),
+	"the worker wrote in $worker_xacts transactions for $n messages (records ride in claims)");
+
+# Records wait until the oldest result is 10 ms old before riding in a
+# claim: one record statement covers several messages of the trickle.
+my $records = $node->safe_psql('postgres', q{
+	SELECT count(DISTINCT a.xmin::text) FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id
+	WHERE o.recipient LIKE 'trickle%'});
+note("record transactions for $n messages: $records");
+cmp_ok($records, '<=', int($n * 0.75),
+	"outcomes of $n messages recorded in $records transactions (one per message would be $n)");
+is($node->safe_psql('postgres', q{
+	SELECT count(DISTINCT o.id) || '/' || count(*) FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id
+	WHERE o.recipient LIKE 'trickle%' AND a.outcome = 'sent' AND o.attempts = 1}),
+	"$n/$n", 'one sent attempt recorded per message');
+is($smtp->count, 1, 'sandbox: nothing more reached the SMTP server');
+
+$node->stop;
+$smtp->stop;
+done_testing();
