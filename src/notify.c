@@ -37,6 +37,7 @@ void		_PG_init(void);
 int			notify_max_payload_bytes = 65536;
 char	   *notify_database = NULL;
 int			notify_poll_interval = 1000;
+int			notify_claim_delay = 2;
 int			notify_batch_size = 100;
 int			notify_lease_time = 300;
 int			notify_max_connections = 4;
@@ -127,6 +128,17 @@ notify_define_gucs(void)
 							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("notify.claim_delay",
+							gettext_noop("Shortest time between two claims of the worker, unless the last one filled the batch."),
+							gettext_noop("Commits that arrive within it are claimed together: fewer, larger claim transactions under a steady stream of small commits, at the cost of at most this much latency."),
+							&notify_claim_delay,
+							2,
+							0,
+							1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("notify.poll_interval",
 							gettext_noop("Longest the worker sleeps without a wake-up before looking for due work."),

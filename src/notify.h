@@ -22,6 +22,7 @@
 extern int	notify_max_payload_bytes;
 extern char *notify_database;
 extern int	notify_poll_interval;
+extern int	notify_claim_delay;
 extern int	notify_batch_size;
 extern int	notify_lease_time;
 extern int	notify_max_connections;

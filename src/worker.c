@@ -118,6 +118,9 @@ notify_worker_main(Datum main_arg)
 	bool		ready = false;
 	bool		said_waiting = false;
 	bool		work_hint = true;	/* there may be due rows to claim */
+	bool		last_claim_full = false;	/* a backlog: claim again at once */
+	TimestampTz last_claim_at = 0;
+	TimestampTz claim_not_before = 0;	/* notify.claim_delay after the last claim */
 	TimestampTz next_poll = 0;
 	TimestampTz next_retry = 0;
 	TimestampTz next_lease_check = 0;
@@ -261,6 +264,24 @@ notify_worker_main(Datum main_arg)
 		 * so the wait changes no measured latency.
 		 */
 		claim = work_hint && transfer_in_flight() <= notify_batch_size / 2;
+
+		/*
+		 * A stream of small commits would wake us for a claim each: after a
+		 * claim that did not fill the batch, the next waits until
+		 * notify.claim_delay has passed, so commits arriving meanwhile are
+		 * claimed together.
+		 */
+		claim_not_before = 0;
+		if (claim && !last_claim_full && last_claim_at != 0 && notify_claim_delay > 0)
+		{
+			TimestampTz at = TimestampTzPlusMilliseconds(last_claim_at, notify_claim_delay);
+
+			if (at > now)
+			{
+				claim = false;
+				claim_not_before = at;
+			}
+		}
 		record_due = finished != NIL &&
 			(list_length(finished) >= RECORD_BATCH_MAX ||
 			 TimestampDifferenceExceeds(first_finished_at, now, RECORD_DELAY_MS));
@@ -290,6 +311,8 @@ notify_worker_main(Datum main_arg)
 			{
 				full = list_length(claimed) >= notify_batch_size - transfer_in_flight();
 				work_hint = full;
+				last_claim_full = full;
+				last_claim_at = now;
 			}
 			start_jobs(claimed);
 			continue;			/* collect what completed meanwhile first */
@@ -335,6 +358,11 @@ notify_worker_main(Datum main_arg)
 			{
 				TimestampDifference(now, flush_due, &secs, &usecs);
 				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
+			if (claim_not_before != 0)
+			{
+				TimestampDifference(now, claim_not_before, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 			}
 		}
 		if (transfer_wait(timeout, PG_WAIT_EXTENSION))
