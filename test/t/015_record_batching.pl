@@ -86,6 +86,41 @@ is($node->safe_psql('postgres', q{
 	"$n/$n", 'one sent attempt recorded per message');
 is($smtp->count, 1, 'sandbox: nothing more reached the SMTP server');
 
+# ---- notify.claim_delay: commits arriving within it are claimed together ----
+# 40 single-message commits about 3 ms apart (~120 ms) with a 100 ms claim
+# delay: a handful of claims, not one per commit, and no message waits for
+# its claim much longer than the delay.
+sub claims { $node->safe_psql('postgres', 'SELECT batches FROM notify_worker_status') }
+$node->safe_psql('postgres', q{ALTER SYSTEM SET notify.claim_delay = '100ms'});
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(defined NotifyTest::Node::wait_for($node, 'SHOW notify.claim_delay', '100ms', 10), 'claim delay 100 ms');
+sleep 0.5;
+$node->safe_psql('postgres', q{
+CREATE PROCEDURE paced(n integer) LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. n LOOP
+		PERFORM notify_enqueue('notify.message', 'paced' || i || '@example.com',
+			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
+		COMMIT;
+		PERFORM pg_sleep(0.003);
+	END LOOP;
+END;
+$$});
+my $m = 40;
+my $c0 = claims();
+$node->safe_psql('postgres', "CALL paced($m)");
+ok(defined NotifyTest::Node::wait_for($node,
+		q{SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'paced%' AND status = 'sent'}, "$m", 30),
+	"all $m paced messages are recorded sent");
+my $nclaims = claims() - $c0;
+note("claims for $m paced commits with a 100 ms claim delay: $nclaims");
+cmp_ok($nclaims, '<=', 8, "$m commits were claimed in $nclaims claims, not one each");
+my $worst = $node->safe_psql('postgres', q{
+	SELECT round(extract(epoch FROM max(a.started_at - o.created_at)) * 1000)
+	FROM notify_attempts a JOIN notify_outbox o ON o.id = a.outbox_id WHERE o.recipient LIKE 'paced%'});
+note("longest enqueue-to-send wait: $worst ms");
+cmp_ok($worst, '<', 1000, "no message waited for its claim much longer than the delay ($worst ms)");
+
 $node->stop;
 $smtp->stop;
 done_testing();
