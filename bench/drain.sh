@@ -38,8 +38,7 @@
 # Usage: bench/drain.sh           (as root or the owner of the PostgreSQL
 #                                  install; ~10 minutes on a busy 2-CPU machine)
 # Environment: ROWS (100000), BATCH (100), ROUNDS (3), PGSS (1),
-#   NOTIFY_BUILD (1: build the tree; 0: use the notify installed on the
-#   system), NOTIFY_REV (build this commit instead of the working tree).
+#   NOTIFY_REV (build this commit instead of the working tree).
 source "$(dirname "$0")/../scripts/common.sh"
 
 ROWS=${ROWS:-100000}
@@ -62,40 +61,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
-# ---- build and install into a private copy of the PostgreSQL install ----
-# Other sessions on this machine install notify too: the cluster runs from
-# $WORK/pg (a copy of the server's files; PostgreSQL finds them relative to
-# its binaries) with notify built from a copy of the tree and installed
-# there (build_and_install with DESTDIR), so nobody's build or install can
-# change what is measured, and ours changes nobody's.
-PGROOT=$WORK/pg
-mkdir -p "$PGROOT/usr/lib/postgresql" "$PGROOT/usr/share/postgresql" "$WORK/src"
-cp -a "/usr/lib/postgresql/$PG_MAJOR" "$PGROOT/usr/lib/postgresql/"
-cp -a "/usr/share/postgresql/$PG_MAJOR" "$PGROOT/usr/share/postgresql/"
-if [ "${NOTIFY_BUILD:-1}" = 1 ]; then
-	if [ -n "${NOTIFY_REV:-}" ]; then
-		git -C "$NOTIFY_ROOT" archive "$NOTIFY_REV" | tar -C "$WORK/src" -xf -
-		echo "notify: commit $(git -C "$NOTIFY_ROOT" rev-parse --short "$NOTIFY_REV")"
-	elif git -C "$NOTIFY_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-		(cd "$NOTIFY_ROOT" && git ls-files -z --cached --others --exclude-standard |
-			while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
-			tar --null -T - -cf -) | tar -C "$WORK/src" -xf -
-		echo "notify: working tree of $(git -C "$NOTIFY_ROOT" describe --always --dirty)"
-	else
-		cp -a "$NOTIFY_ROOT/." "$WORK/src/"
-	fi
-	NOTIFY_ROOT=$WORK/src DESTDIR=$PGROOT build_and_install
-elif [ ! -f "$PGROOT/usr/lib/postgresql/$PG_MAJOR/lib/notify.so" ]; then
-	echo "notify is not installed (run with NOTIFY_BUILD=1)" >&2
-	exit 1
-fi
-PG_BIN=$PGROOT/usr/lib/postgresql/$PG_MAJOR/bin
+# ---- notify built into a private copy of the PostgreSQL install ----
+# (scripts/common.sh: nobody else's build or install can change what is
+# measured, and ours changes nobody's)
+private_install "$WORK"
 
-PGPORT_=
-for p in $(shuf -i 20000-60000 -n 100); do
-	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PGPORT_=$p; break; fi
-done
-[ -n "$PGPORT_" ] || { echo "no free port found" >&2; exit 1; }
+PGPORT_=$(free_port)
 
 # ---- the cluster ----
 DATA=$WORK/data

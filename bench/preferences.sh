@@ -42,8 +42,8 @@
 #
 # Usage: bench/preferences.sh     (as root or as the PostgreSQL install's owner; ~10 minutes)
 # Environment: DURATION (s per pgbench run, 20), ROUNDS (3), CLIENTS ("1 16"),
-#   CALLS (notify_decide calls per timed query, 100000), NOTIFY_BUILD=1 to
-#   build and install this tree even when notify is already installed.
+#   CALLS (notify_decide calls per timed query, 100000), NOTIFY_REV=<commit>
+#   to measure that commit instead of the working tree.
 source "$(dirname "$0")/../scripts/common.sh"
 
 DURATION=${DURATION:-20}
@@ -54,11 +54,6 @@ VARIANTS=(baseline decide decide_inline)
 read -r -a CLIENTS_A <<<"$CLIENTS"
 
 install_packages
-if [ "${NOTIFY_BUILD:-0}" = 1 ] || [ ! -f "$($PG_BIN/pg_config --pkglibdir)/notify.so" ] ||
-	[ ! -f "$($PG_BIN/pg_config --sharedir)/extension/notify.control" ]; then
-	build_and_install
-fi
-
 WORK=$(scratch_dir /tmp/notify-bench-preferences)
 DATA=$WORK/data
 SOCK=$WORK/sock
@@ -75,11 +70,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 
-PORT=
-for p in $(shuf -i 20000-60000 -n 50); do
-	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
+PORT=$(free_port)
+private_install "$WORK"
 
 say "scratch cluster in $WORK (port $PORT)"
 mkdir -p "$SOCK"

@@ -70,11 +70,7 @@ trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 
 # A port nothing listens on (the server listens on its own socket only, but
 # the port names the socket file and shows up in ps).
-PORT=
-for p in $(shuf -i 20000-60000 -n 50); do
-	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
+PORT=$(free_port)
 
 # notify built from this tree (or NOTIFY_REV) into a private copy of the
 # PostgreSQL install: nobody else's install changes what is measured.

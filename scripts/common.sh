@@ -50,29 +50,46 @@ build_and_install() {
 	make -C "$NOTIFY_ROOT" -s install >/dev/null
 }
 
-# Build, and install into a private copy of the PostgreSQL installation
-# under $1 (PostgreSQL finds its files relative to its binaries), then point
-# PG_BIN at that copy.  Runs in parallel (tests, benchmarks, other work
-# trees) cannot change each other's notify, and the system's stays as it is.
-# NOTIFY_REV=<commit> builds that commit (from git archive) instead of the
-# working tree.
+# Build notify and install it into a private copy of the PostgreSQL
+# installation under $1/pg (PostgreSQL finds its files relative to its
+# binaries), then point PG_BIN at that copy.  The build runs in a copy of
+# the source under $1/src: the working tree as it is (tracked and untracked
+# files, not ignored ones), or NOTIFY_REV=<commit> from git.  Runs in
+# parallel (tests, benchmarks, other work trees) cannot change each
+# other's notify, the system's stays as it is, and the tree gets no build
+# products.
 private_install() {
 	local root=$1/pg src=$1/src
 	mkdir -p "$root/usr/lib/postgresql" "$root/usr/share/postgresql"
-	rm -rf "$root/usr/lib/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/$PG_MAJOR"
+	rm -rf "$root/usr/lib/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/$PG_MAJOR" "$src"
 	cp -a "/usr/lib/postgresql/$PG_MAJOR" "$root/usr/lib/postgresql/"
 	cp -a "/usr/share/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/"
+	mkdir -p "$src"
 	if [ -n "${NOTIFY_REV:-}" ]; then
-		rm -rf "$src" && mkdir -p "$src"
 		git -C "$NOTIFY_ROOT" archive "$NOTIFY_REV" | tar -C "$src" -xf -
 		say "notify: commit $(git -C "$NOTIFY_ROOT" rev-parse --short "$NOTIFY_REV")"
-		NOTIFY_ROOT=$src DESTDIR=$root build_and_install
+	elif git -C "$NOTIFY_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		(cd "$NOTIFY_ROOT" && git ls-files -z --cached --others --exclude-standard |
+			while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
+			tar --null -T - -cf -) | tar -C "$src" -xf -
+		say "notify: working tree of $(git -C "$NOTIFY_ROOT" describe --always --dirty)"
 	else
-		DESTDIR=$root build_and_install
+		cp -a "$NOTIFY_ROOT/." "$src/"
 	fi
+	NOTIFY_ROOT=$src DESTDIR=$root build_and_install
 	PG_BIN=$root/usr/lib/postgresql/$PG_MAJOR/bin
 	[ "$(id -u)" -eq 0 ] && chmod -R a+rX "$1"
 	return 0
+}
+
+# A TCP port nothing listens on (for scratch servers).
+free_port() {
+	local p
+	for p in $(shuf -i 20000-60000 -n 100); do
+		if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return; fi
+	done
+	echo "no free port found" >&2
+	exit 1
 }
 
 # Run a command as the unprivileged user that owns scratch clusters
