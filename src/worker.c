@@ -252,7 +252,11 @@ notify_worker_main(Datum main_arg)
 			record_flush();
 
 		/*
-		 * Claim when there may be work and at least half the batch is free.
+		 * Claim when there may be work and a quarter of the batch is free:
+		 * early enough that the queued jobs still cover the connections
+		 * while the claim runs (with half, a batch of twice the connections
+		 * had emptied its queue and left connections idle during the
+		 * claim); notify.claim_delay keeps the claims from getting tiny.
 		 * Results are not recorded the moment they arrive, even when nothing
 		 * else is in flight: once the oldest has waited RECORD_RIDE_MS they
 		 * go with the next claim's transaction, and only after
@@ -263,7 +267,7 @@ notify_worker_main(Datum main_arg)
 		 * messages of RECORD_RIDE_MS.  sent_at is when the server accepted,
 		 * so the wait changes no measured latency.
 		 */
-		claim = work_hint && transfer_in_flight() <= notify_batch_size / 2;
+		claim = work_hint && transfer_in_flight() <= notify_batch_size * 3 / 4;
 
 		/*
 		 * A stream of small commits would wake us for a claim each: after a
