@@ -104,6 +104,8 @@ DECLARE
 	p record;
 	n bigint;
 	dropped integer := 0;
+	busy integer := 0;
+	done boolean;
 	deleted bigint := 0;
 	attempts_deleted bigint := 0;
 BEGIN
@@ -119,7 +121,13 @@ BEGIN
 	END IF;
 	cutoff := now() - older_than;
 
-	-- whole months older than the cutoff: drop their partitions
+	-- Whole months older than the cutoff: drop their partitions.  DROP
+	-- needs an ACCESS EXCLUSIVE lock on notify_history (not on the outbox:
+	-- enqueues never wait for it), and while it waits for one, everyone
+	-- else who wants notify_history (the worker's archiving, readers of
+	-- notify_all) waits behind it.  So each try waits at most 50 ms for the
+	-- lock; after 10 tries the partition's rows are deleted in batches
+	-- below instead, and the empty partition goes at the next purge.
 	FOR p IN
 		SELECT c.oid::regclass AS part,
 			   to_timestamp(pg_catalog.substring(c.relname, '(\d{4}_\d{2})$'), 'YYYY_MM') AS month
@@ -129,9 +137,23 @@ BEGIN
 		ORDER BY 2
 	LOOP
 		IF p.month + interval '1 month' <= cutoff THEN
-			EXECUTE format('DROP TABLE %s', p.part);
-			dropped := dropped + 1;
-			COMMIT;
+			FOR try IN 1 .. 10 LOOP
+				BEGIN
+					PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
+					EXECUTE format('DROP TABLE %s', p.part);
+					done := true;
+				EXCEPTION WHEN lock_not_available THEN
+					done := false;
+				END;
+				COMMIT;
+				EXIT WHEN done;
+				PERFORM pg_catalog.pg_sleep(0.1 * try);
+			END LOOP;
+			IF done THEN
+				dropped := dropped + 1;
+			ELSE
+				busy := busy + 1;
+			END IF;
 		END IF;
 	END LOOP;
 
@@ -161,13 +183,13 @@ BEGIN
 
 	PERFORM @extschema@.notify_audit('purged', 'history',
 		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
-						   'partitions_dropped', dropped, 'rows_deleted', deleted,
+						   'partitions_dropped', dropped, 'partitions_busy', busy, 'rows_deleted', deleted,
 						   'attempts_deleted', attempts_deleted));
 	COMMIT;
 END;
 $$;
 COMMENT ON PROCEDURE notify_purge(interval, integer) IS
-	'Deletes archived notifications (and their attempts) created more than older_than ago: whole months by dropping their partitions, the rest in batches with a COMMIT after each. CALL it outside a transaction block.';
+	'Deletes archived notifications (and their attempts) created more than older_than ago: whole months by dropping their partitions (waiting at most 50 ms at a time for the lock; a partition still busy after 10 tries is emptied in batches instead), the rest in batches with a COMMIT after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
 
 -- The hashed form of an address, as kept after notify_forget_recipient.
 CREATE FUNCTION notify_address_hash(address text) RETURNS text
