@@ -36,11 +36,11 @@ my $reader = $node->background_psql('postgres');
 $reader->query_safe('BEGIN');
 is($reader->query_safe("SELECT count(*) FROM $oldest"), '300', 'a reader holds the oldest month');
 
-# purge the oldest month while the reader is there
+# purge the oldest month while the reader is there, 7 rows a batch (43 batches)
 my $purge = $node->background_psql('postgres');
 my $t0 = time;
 $purge->query_until(qr/started/,
-	"\\echo started\nCALL notify_purge(now() - (date_trunc('month', now()) - interval '2 months'));\n\\echo purged\n");
+	"\\echo started\nCALL notify_purge(now() - (date_trunc('month', now()) - interval '2 months'), batch_size => 7);\n\\echo purged\n");
 
 # enqueues are not held up while the purge is at work
 my $slowest = 0;
