@@ -40,8 +40,8 @@
 # autovacuum runs; the history is VACUUM ANALYZEd and checkpointed after
 # loading.
 #
-# Usage: bench/purge.sh      (as root; 10M rows: ~25 minutes to load,
-#                             ~10 GB of scratch space with the WAL)
+# Usage: bench/purge.sh      (as root; 10M rows: ~15 minutes, 8 of them
+#                             loading; ~12 GB of scratch space with the WAL)
 # Environment: SIZE (10000000), CLIENTS (4), BASELINE (30 s), BATCH
 #   (10000, notify_purge's batch_size), KEEP=1 to keep the cluster,
 #   BENCH_PG_BIN to use an installation that has notify (default: build
