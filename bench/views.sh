@@ -27,7 +27,9 @@
 # that is rolled back.  In the big database the views are measured once
 # more with this file's indexes dropped (in a transaction that is rolled
 # back), to show what they are for, and the write path (notify_enqueue,
-# the worker's record UPDATE) is measured with and without them.
+# the worker's claim and record UPDATE) is measured with and without them.
+# notify_backlog is also measured in both databases as it was defined
+# before notify_outbox_backlog_idx, with that index dropped (rolled back).
 #
 # Usage: bench/views.sh        (as root or as the owner of the PostgreSQL
 #                               install; 10M rows: 10-35 minutes, ~25 GB
