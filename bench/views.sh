@@ -27,7 +27,9 @@
 # that is rolled back.  In the big database the views are measured once
 # more with this file's indexes dropped (in a transaction that is rolled
 # back), to show what they are for, and the write path (notify_enqueue,
-# the worker's record UPDATE) is measured with and without them.
+# the worker's claim and record UPDATE) is measured with and without them.
+# notify_backlog is also measured in both databases as it was defined
+# before notify_outbox_backlog_idx, with that index dropped (rolled back).
 #
 # Usage: bench/views.sh        (as root or as the owner of the PostgreSQL
 #                               install; 10M rows: 10-35 minutes, ~25 GB
@@ -300,8 +302,51 @@ for entry in "${QUERIES[@]}"; do
 	printf '%-34s %18s %18s %15s %10s %10s\n' "$name" "$s_med ($s_min)" "$b_med ($b_min)" "${ratio}x (${ratio_min}x)" "$s_buf" "$b_buf"
 done
 
+# ---- notify_backlog before its covering index ----
+# The view as it was before notify_outbox_backlog_idx: pending rows through
+# the claim index, sending rows through the lease index, each row's channel
+# and due time from the heap.  Measured with the index dropped (rolled back).
+BACKLOG_OLD="SELECT c.name AS channel, c.enabled, coalesce(p.pending, 0) AS pending, coalesce(p.due, 0) AS due,
+	coalesce(s.sending, 0) AS sending, p.oldest_due_at, coalesce(now() - p.oldest_due_at, interval '0') AS oldest_due_age,
+	p.next_scheduled_at
+FROM public.notify_channels c
+LEFT JOIN (SELECT o.channel, count(*) AS pending, count(*) FILTER (WHERE o.next_attempt_at <= now()) AS due,
+		min(o.next_attempt_at) FILTER (WHERE o.next_attempt_at <= now()) AS oldest_due_at,
+		min(o.next_attempt_at) FILTER (WHERE o.next_attempt_at > now()) AS next_scheduled_at
+	FROM public.notify_outbox o WHERE o.status = 'pending' GROUP BY o.channel) p ON p.channel = c.name
+LEFT JOIN (SELECT o.channel, count(*) AS sending FROM public.notify_outbox o WHERE o.status = 'sending'
+	GROUP BY o.channel) s ON s.channel = c.name
+ORDER BY c.name"
+backlog_old() {  # db -> "median|min|buffers"
+	"${PSQL[@]}" -d "$1" -At -F '|' -v q="$BACKLOG_OLD" <<SQL
+$MEASURE_SQL
+BEGIN;
+DROP INDEX notify_outbox_backlog_idx;
+SELECT round(median_ms::numeric, 2), round(min_ms::numeric, 2), buffers FROM pg_temp.measure(:'q', $RUNS);
+ROLLBACK;
+SQL
+}
+say "notify_backlog as it was, without notify_outbox_backlog_idx: median (fastest) of $RUNS runs"
+IFS='|' read -r s_med s_min s_buf <<<"$(backlog_old small)"
+IFS='|' read -r b_med b_min b_buf <<<"$(backlog_old big)"
+printf '%-34s %18s %18s %15s %10s %10s\n' "notify_backlog (old, no index)" "$s_med ($s_min)" "$b_med ($b_min)" \
+	"$(awk -v a="$b_med" -v b="$s_med" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x ($(awk -v a="$b_min" -v b="$s_min" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x)" \
+	"$s_buf" "$b_buf"
+if [ "${PLANS:-0}" = 1 ]; then
+	for db in small big; do
+		say "plans in $db: notify_backlog, then as it was without its index"
+		"${PSQL[@]}" -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM notify_backlog"
+		"${PSQL[@]}" -d "$db" -v q="$BACKLOG_OLD" <<'SQL'
+BEGIN;
+DROP INDEX notify_outbox_backlog_idx;
+EXPLAIN (ANALYZE, BUFFERS) :q;
+ROLLBACK;
+SQL
+	done
+fi
+
 # ---- what the indexes buy, and what they cost (big database) ----
-INDEXES="notify_outbox_finished_idx notify_outbox_sent_idx notify_attempts_failed_idx"
+INDEXES="notify_outbox_finished_idx notify_outbox_sent_idx notify_attempts_failed_idx notify_outbox_backlog_idx"
 without() {  # query rollback runs -> median ms with this file's indexes dropped (rolled back)
 	"${PSQL[@]}" -d big -At -v q="$1" -v rb="$2" <<SQL
 $MEASURE_SQL
@@ -329,7 +374,9 @@ say "big database: median ms with and without $INDEXES"
 printf '%-40s %12s %12s\n' query "with" "without"
 for entry in "notify_stats|SELECT * FROM notify_stats|f|$RUNS" \
 	"notify_delivery_latency|SELECT * FROM notify_delivery_latency|f|$RUNS" \
+	"notify_backlog|SELECT * FROM notify_backlog|f|$RUNS" \
 	"notify_failures|SELECT * FROM notify_failures|f|$RUNS" \
+	"claim 100 rows (src/claim.c)|$CLAIM|t|$WRITE_RUNS" \
 	"1,000 x notify_enqueue|$ENQUEUE|t|$WRITE_RUNS" \
 	"record 500 rows sent (worker UPDATE)|$RECORD|t|$WRITE_RUNS"; do
 	name=${entry%%|*}; rest=${entry#*|}; runs=${rest##*|}; rest=${rest%|*}; sql=${rest%|*}; rb=${rest##*|}

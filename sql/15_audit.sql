@@ -52,6 +52,29 @@ CREATE TRIGGER notify_audit_log_guard_truncate BEFORE TRUNCATE ON notify_audit_l
 	FOR EACH STATEMENT EXECUTE FUNCTION notify_audit_log_guard();
 COMMENT ON TRIGGER notify_audit_log_guard_truncate ON notify_audit_log IS 'Keeps the audit log append-only.';
 
+-- When and who are the log's to say: for every role but the owner, an
+-- INSERT gets at and db_role from the server, whatever it supplied.  (The
+-- owner's own inserts go through notify_audit() with the defaults; rows it
+-- writes itself, such as a restore from a dump, keep their values.)
+CREATE FUNCTION notify_audit_log_stamp() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_temp
+AS $$
+BEGIN
+	IF current_user <> (SELECT c.relowner::regrole::name FROM pg_catalog.pg_class c
+						WHERE c.oid = TG_RELID) THEN
+		NEW.at := clock_timestamp();
+		NEW.db_role := session_user;
+	END IF;
+	RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION notify_audit_log_stamp() IS
+	'Trigger: sets at and db_role of a new audit row from the server (clock_timestamp(), session_user) for every role but the log''s owner, so that a role granted INSERT cannot forge them.';
+CREATE TRIGGER notify_audit_log_stamp BEFORE INSERT ON notify_audit_log
+	FOR EACH ROW EXECUTE FUNCTION notify_audit_log_stamp();
+COMMENT ON TRIGGER notify_audit_log_stamp ON notify_audit_log IS 'Keeps at and db_role truthful.';
+
 CREATE FUNCTION notify_audit(action text, object text, detail jsonb DEFAULT '{}', actor text DEFAULT NULL)
 RETURNS void
 LANGUAGE sql

@@ -104,8 +104,12 @@ DECLARE
 	p record;
 	n bigint;
 	dropped integer := 0;
+	busy integer := 0;
+	done boolean;
 	deleted bigint := 0;
 	attempts_deleted bigint := 0;
+	last_id bigint;
+	found_n bigint;
 BEGIN
 	IF older_than IS NULL THEN
 		RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -119,7 +123,13 @@ BEGIN
 	END IF;
 	cutoff := now() - older_than;
 
-	-- whole months older than the cutoff: drop their partitions
+	-- Whole months older than the cutoff: drop their partitions.  DROP
+	-- needs an ACCESS EXCLUSIVE lock on notify_history (not on the outbox:
+	-- enqueues never wait for it), and while it waits for one, everyone
+	-- else who wants notify_history (the worker's archiving, readers of
+	-- notify_all) waits behind it.  So each try waits at most 50 ms for the
+	-- lock; after 10 tries the partition's rows are deleted in batches
+	-- below instead, and the empty partition goes at the next purge.
 	FOR p IN
 		SELECT c.oid::regclass AS part,
 			   to_timestamp(pg_catalog.substring(c.relname, '(\d{4}_\d{2})$'), 'YYYY_MM') AS month
@@ -129,45 +139,69 @@ BEGIN
 		ORDER BY 2
 	LOOP
 		IF p.month + interval '1 month' <= cutoff THEN
-			EXECUTE format('DROP TABLE %s', p.part);
-			dropped := dropped + 1;
-			COMMIT;
+			FOR try IN 1 .. 10 LOOP
+				BEGIN
+					PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
+					EXECUTE format('DROP TABLE %s', p.part);
+					done := true;
+				EXCEPTION WHEN lock_not_available THEN
+					done := false;
+				END;
+				COMMIT;
+				EXIT WHEN done;
+				PERFORM pg_catalog.pg_sleep(0.1 * try);
+			END LOOP;
+			IF done THEN
+				dropped := dropped + 1;
+			ELSE
+				busy := busy + 1;
+			END IF;
 		END IF;
 	END LOOP;
 
-	-- the month the cutoff falls in: delete in batches, committing between them
+	-- The month the cutoff falls in (and any partition that stayed busy):
+	-- delete in batches, committing between them.  Each batch continues in
+	-- id order from where the last one stopped (through the primary keys),
+	-- so no batch scans again past the rows deleted before it.
+	last_id := 0;
 	LOOP
-		DELETE FROM @extschema@.notify_history h
-		WHERE (h.id, h.created_at) IN (SELECT x.id, x.created_at FROM @extschema@.notify_history x
-									   WHERE x.created_at < cutoff LIMIT batch_size);
-		GET DIAGNOSTICS n = ROW_COUNT;
+		WITH b AS (SELECT x.id, x.created_at FROM @extschema@.notify_history x
+				   WHERE x.created_at < cutoff AND x.id > last_id
+				   ORDER BY x.id LIMIT batch_size),
+			 d AS (DELETE FROM @extschema@.notify_history h USING b
+				   WHERE h.id = b.id AND h.created_at = b.created_at RETURNING h.id)
+		SELECT (SELECT count(*) FROM d), (SELECT max(b.id) FROM b), (SELECT count(*) FROM b)
+		INTO n, last_id, found_n;
 		deleted := deleted + n;
 		COMMIT;
-		EXIT WHEN n < batch_size;
+		EXIT WHEN found_n < batch_size;
 	END LOOP;
 
-	-- attempts of purged notifications (by age: an attempt ends after its row was created)
+	-- attempts of purged notifications (by age: an attempt ends after its
+	-- row was created), in id order the same way
+	last_id := 0;
 	LOOP
-		DELETE FROM @extschema@.notify_attempts a
-		WHERE a.id IN (SELECT x.id FROM @extschema@.notify_attempts x
-					   WHERE x.finished_at < cutoff
-						 AND NOT EXISTS (SELECT 1 FROM @extschema@.notify_outbox o WHERE o.id = x.outbox_id)
-					   LIMIT batch_size);
-		GET DIAGNOSTICS n = ROW_COUNT;
+		WITH b AS (SELECT x.id FROM @extschema@.notify_attempts x
+				   WHERE x.finished_at < cutoff AND x.id > last_id
+					 AND NOT EXISTS (SELECT 1 FROM @extschema@.notify_outbox o WHERE o.id = x.outbox_id)
+				   ORDER BY x.id LIMIT batch_size),
+			 d AS (DELETE FROM @extschema@.notify_attempts a USING b WHERE a.id = b.id RETURNING a.id)
+		SELECT (SELECT count(*) FROM d), (SELECT max(b.id) FROM b), (SELECT count(*) FROM b)
+		INTO n, last_id, found_n;
 		attempts_deleted := attempts_deleted + n;
 		COMMIT;
-		EXIT WHEN n < batch_size;
+		EXIT WHEN found_n < batch_size;
 	END LOOP;
 
 	PERFORM @extschema@.notify_audit('purged', 'history',
 		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
-						   'partitions_dropped', dropped, 'rows_deleted', deleted,
+						   'partitions_dropped', dropped, 'partitions_busy', busy, 'rows_deleted', deleted,
 						   'attempts_deleted', attempts_deleted));
 	COMMIT;
 END;
 $$;
 COMMENT ON PROCEDURE notify_purge(interval, integer) IS
-	'Deletes archived notifications (and their attempts) created more than older_than ago: whole months by dropping their partitions, the rest in batches with a COMMIT after each. CALL it outside a transaction block.';
+	'Deletes archived notifications (and their attempts) created more than older_than ago: whole months by dropping their partitions (waiting at most 50 ms at a time for the lock; a partition still busy after 10 tries is emptied in batches instead), the rest in batches in id order with a COMMIT after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
 
 -- The hashed form of an address, as kept after notify_forget_recipient.
 CREATE FUNCTION notify_address_hash(address text) RETURNS text

@@ -72,6 +72,26 @@ DELETE FROM notify_audit_log WHERE object = 'audit-test:1';
 SELECT count(*) AS owner_deleted_in_transaction FROM notify_audit_log WHERE object = 'audit-test:1';
 ROLLBACK;
 
+-- ---- forging: a role granted INSERT cannot choose when or who ----
+SET SESSION AUTHORIZATION notify_auditor;
+SELECT pg_temp.try($$INSERT INTO notify_audit_log (at, db_role, actor, action, object)
+	VALUES ('2001-01-01 00:00+00', 'postgres', 'user:1', 'canceled', 'audit-test:forged')$$);
+RESET SESSION AUTHORIZATION;
+-- ... nor does a superuser that is not the owner
+SET ROLE notify_other_superuser;
+SELECT pg_temp.try($$INSERT INTO notify_audit_log (at, db_role, action, object)
+	VALUES ('2001-01-01 00:00+00', 'someone_else', 'canceled', 'audit-test:forged-su')$$);
+RESET ROLE;
+SELECT object, db_role = CASE object WHEN 'audit-test:forged' THEN 'notify_auditor' ELSE session_user END AS db_role_is_session_user,
+	   at > now() - interval '1 hour' AS at_is_now, actor
+FROM notify_audit_log WHERE object LIKE 'audit-test:forged%' ORDER BY id;
+-- the owner's own inserts (a restore) keep their values
+BEGIN;
+INSERT INTO notify_audit_log (at, db_role, action, object)
+VALUES ('2001-01-01 00:00+00', 'restored_role', 'canceled', 'audit-test:restored');
+SELECT at = '2001-01-01 00:00+00' AS at_kept, db_role FROM notify_audit_log WHERE object = 'audit-test:restored';
+ROLLBACK;
+
 -- the guards are in place
 SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'notify_audit_log'::regclass AND NOT tgisinternal ORDER BY 1;
 

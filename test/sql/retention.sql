@@ -50,7 +50,8 @@ CALL notify_purge(:'cutoff_age'::interval);
 SELECT tableoid::regclass AS partition, count(*), min(created_at) >= '2026-02-20' AS after_cutoff
 FROM notify_history GROUP BY 1 ORDER BY 1;
 SELECT count(*) AS attempts_left FROM notify_attempts;
-SELECT action, detail ->> 'partitions_dropped' AS dropped FROM notify_audit_log WHERE action = 'purged';
+SELECT action, detail ->> 'partitions_dropped' AS dropped, detail ->> 'partitions_busy' AS busy
+FROM notify_audit_log WHERE action = 'purged';
 
 -- erasure request
 SELECT notify_suppress('forget.me@Example.COM', 'hard_bounce');

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Purge under load: does CALL notify_purge(...) hold up concurrent
+# notify_enqueue calls?  Target: no enqueue takes longer than 100 ms while a
+# month of history is purged.
+#
+# One scratch cluster (a private copy of the PostgreSQL install with this
+# tree's notify, see private_install in scripts/common.sh), database
+# "bench":
+#
+#   history   SIZE rows (10,000,000) in notify_history, spread evenly over
+#             the six whole months before the current one (one partition
+#             each, about 1.7 million rows), one notify_attempts row per
+#             notification, written with INSERT ... SELECT generate_series;
+#   outbox    100,000 finished rows of the last two days, where the
+#             enqueues go.
+#
+# Two scenarios, each one pgbench run (CLIENTS clients, each calling
+# notify_enqueue with a unique dedup key, one call per transaction,
+# per-transaction log): BASELINE seconds of enqueues alone, then, with the
+# enqueues still running, one CALL notify_purge(...), then 3 s more.
+#
+#   drop      the cutoff is the first day of the oldest-but-one month: the
+#             oldest month goes by dropping its partition, its attempts in
+#             batches
+#   delete    the cutoff is one minute before the end of the (new) oldest
+#             month: that month's rows go in batches of BATCH, with a
+#             COMMIT after each, and so do their attempts
+#
+# For each, the enqueue latencies of the transactions that ran during the
+# purge (started before it ended and finished after it began) against those
+# of the baseline before it (its first 2 s left out): count, p50, p99, max.
+# pgbench is stopped (SIGTERM, by its pid) 3 s after the purge; the few
+# log lines it had not written yet are from after the purge.  The server
+# logs every lock wait longer than deadlock_timeout (100 ms here:
+# log_lock_waits); their number is reported.
+#
+# The delivery worker is loaded but serves database "postgres", so it does
+# not archive or send in "bench": the enqueued rows stay pending.
+# Durability is the default (fsync, synchronous_commit, full_page_writes);
+# autovacuum runs; the history is VACUUM ANALYZEd and checkpointed after
+# loading.
+#
+# Usage: bench/purge.sh      (as root; 10M rows: ~15 minutes, 8 of them
+#                             loading; ~12 GB of scratch space with the WAL)
+# Environment: SIZE (10000000), CLIENTS (4), BASELINE (30 s), BATCH
+#   (10000, notify_purge's batch_size), KEEP=1 to keep the cluster,
+#   BENCH_PG_BIN to use an installation that has notify (default: build
+#   this tree into a private copy).
+source "$(dirname "$0")/../scripts/common.sh"
+
+SIZE=${SIZE:-10000000}
+CLIENTS=${CLIENTS:-4}
+BASELINE=${BASELINE:-30}
+BATCH=${BATCH:-10000}
+MAX_PURGE=${MAX_PURGE:-1800}	# seconds: give up on a purge after this long
+
+install_packages
+WORK=$(scratch_dir /tmp/notify-bench-purge)
+if [ -n "${BENCH_PG_BIN:-}" ]; then
+	PG_BIN=$BENCH_PG_BIN
+else
+	private_install "$WORK/install" >/dev/null
+fi
+DATA=$WORK/data
+SOCK=$WORK/sock
+PGBENCH_PID=
+
+cleanup() {
+	trap - EXIT INT TERM
+	[ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "cluster kept: $DATA (socket $SOCK, port $PORT)" >&2
+		return
+	fi
+	if [ -f "$DATA/postmaster.pid" ]; then
+		as_pg pg_ctl stop -D "$DATA" -m immediate >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
+
+PORT=
+for p in $(shuf -i 20000-60000 -n 50); do
+	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
+done
+[ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
+
+say "scratch cluster in $WORK (port $PORT)"
+mkdir -p "$SOCK"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
+as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+cat >>"$DATA/postgresql.conf" <<CONF
+# bench/purge.sh: default durability; the worker serves "postgres", where
+# notify is not installed, so it never touches the measured database.
+listen_addresses = ''
+port = $PORT
+unix_socket_directories = '$SOCK'
+shared_preload_libraries = 'notify'
+notify.database = 'postgres'
+shared_buffers = 1GB
+maintenance_work_mem = 512MB
+max_wal_size = 4GB
+log_lock_waits = on
+deadlock_timeout = 100ms
+CONF
+export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
+PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
+q() { "${PSQL[@]}" -d bench -Atc "$1"; }
+as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
+echo "server: $(q 'SELECT version()')"
+
+# ---- load ----
+say "loading $SIZE history rows over six months, one attempt each, and 100,000 outbox rows"
+t0=$SECONDS
+"${PSQL[@]}" -d bench <<SQL
+CREATE EXTENSION notify;
+CREATE SCHEMA bench;
+SELECT notify_history_partition(date_trunc('month', now()) - make_interval(months => m)) FROM generate_series(1, 6) m;
+-- the g-th of n rows, created at t_start + span * g / n
+CREATE FUNCTION bench.fill(first bigint, n bigint, t_start timestamptz, span interval) RETURNS void
+LANGUAGE sql AS \$\$
+INSERT INTO notify_history (id, dedup_key, template_key, template_version, locale, channel, category, recipient,
+	payload, status, priority, attempts, max_attempts, send_at, next_attempt_at, created_at, sent_at, last_error,
+	message_id, actor, created_by)
+SELECT first + g, 'bench:' || (first + g), 'ticket.replied', 1, 'en', 'email', 'transactional',
+	   'user' || (g % 50000) || '@example.com',
+	   jsonb_build_object('ticket_id', first + g, 'ticket_subject', 'Printer on fire', 'agent_name', 'Sam'),
+	   CASE WHEN g % 100 < 3 THEN 'failed' ELSE 'sent' END, 0, 1, 5,
+	   c.t, c.t, c.t, CASE WHEN g % 100 >= 3 THEN c.t + interval '1 s' END,
+	   CASE WHEN g % 100 < 3 THEN 'smtp: 550 5.1.1 no such user' END,
+	   (first + g) || '.0123456789abcdef0123@bench.example', 'user:' || (g % 1000), 'postgres'
+FROM generate_series(1, n) g
+CROSS JOIN LATERAL (SELECT t_start + span * (g::float8 / n) AS t) c;
+INSERT INTO notify_attempts (outbox_id, attempt, started_at, finished_at, outcome, response_code, error)
+SELECT first + g, 1, c.t, c.t + interval '200 ms', CASE WHEN g % 100 < 3 THEN 'permanent' ELSE 'sent' END,
+	   CASE WHEN g % 100 < 3 THEN 550 ELSE 250 END, CASE WHEN g % 100 < 3 THEN 'smtp: 550 5.1.1 no such user' END
+FROM generate_series(1, n) g
+CROSS JOIN LATERAL (SELECT t_start + span * (g::float8 / n) AS t) c;
+\$\$;
+SQL
+# month by month (a commit each), oldest first, ids increasing with time
+per_month=$((SIZE / 6))
+for m in 6 5 4 3 2 1; do
+	"${PSQL[@]}" -d bench -c "SET synchronous_commit = off" \
+		-c "SELECT bench.fill($(( (6 - m) * per_month )), $per_month,
+			date_trunc('month', now()) - interval '$m months', interval '1 month' - interval '1 s')" >/dev/null
+done
+"${PSQL[@]}" -d bench >/dev/null <<SQL
+SET synchronous_commit = off;
+-- the hot outbox: finished rows of the last two days, ids after the history's
+SELECT setval('notify_outbox_id_seq', $SIZE + 1000);
+INSERT INTO notify_outbox (template_key, recipient, payload, status, attempts, created_at, sent_at, message_id)
+SELECT 'ticket.replied', 'user' || (g % 50000) || '@example.com', jsonb_build_object('ticket_id', g), 'sent', 1,
+	   now() - interval '2 days' * (g::float8 / 100000), now() - interval '2 days' * (g::float8 / 100000) + interval '1 s',
+	   g || '.hot@bench.example'
+FROM generate_series(1, 100000) g;
+SQL
+"${PSQL[@]}" -d bench -c "VACUUM (ANALYZE) notify_history" -c "VACUUM (ANALYZE) notify_attempts" \
+	-c "VACUUM (ANALYZE) notify_outbox" -c "CHECKPOINT" >/dev/null
+echo "loaded in $((SECONDS - t0)) s"
+q "SELECT format('%s: %s rows, %s', c.relname, to_char(c.reltuples, 'FM999,999,999'), pg_size_pretty(pg_total_relation_size(c.oid)))
+   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = 'notify_history'::regclass ORDER BY c.relname"
+q "SELECT format('notify_attempts: %s rows, %s', to_char(count(*), 'FM999,999,999'), pg_size_pretty(pg_total_relation_size('notify_attempts')))
+   FROM notify_attempts"
+
+# ---- the enqueuers ----
+cat >"$WORK/enqueue.sql" <<'PGB'
+\set n :n + 1
+SELECT notify_enqueue('ticket.replied', 'a@example.com',
+	jsonb_build_object('product_name', 'Acme', 'ticket_id', :n::bigint, 'ticket_subject', 'Printer on fire', 'agent_name', 'Sam',
+					   'reply_body', 'Please unplug it and step away from the printer.', 'ticket_url', 'https://help.example.com/t/' || :n),
+	dedup_key => 'purge-bench:' || :run || ':' || :client_id || ':' || :n);
+PGB
+chmod a+r "$WORK/enqueue.sql"
+
+now_us() { date +%s%6N; }
+
+# scenario name, cutoff (a timestamptz expression)
+scenario() {
+	local name=$1 cutoff=$2 t1 t2 waits_before rows
+	say "scenario $name: cutoff $(q "SELECT $cutoff")"
+	q "SELECT format('before: %s history rows older than the cutoff, %s partitions', count(*),
+		(SELECT count(*) FROM pg_inherits WHERE inhparent = 'notify_history'::regclass))
+	   FROM notify_history WHERE created_at < $cutoff"
+	q "CHECKPOINT"
+	waits_before=$(grep -c 'still waiting for' "$WORK/server.log" || true)
+	mkdir -p "$WORK/log_$name"
+	chown postgres "$WORK/log_$name" 2>/dev/null || true
+	( cd "$WORK/log_$name" && exec "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T $((BASELINE + MAX_PURGE + 60)) \
+		-D run="$name" -D n=0 --log --log-prefix=enq -f "$WORK/enqueue.sql" bench ) >"$WORK/pgbench_$name.out" 2>&1 &
+	PGBENCH_PID=$!
+	sleep "$BASELINE"
+	t1=$(now_us)
+	timeout "$MAX_PURGE" "${PSQL[@]}" -d bench -c "SET lock_timeout = '${MAX_PURGE}s'" \
+		-c "CALL notify_purge(now() - ($cutoff), batch_size => $BATCH)"
+	t2=$(now_us)
+	sleep 3
+	kill "$PGBENCH_PID" 2>/dev/null || true
+	wait "$PGBENCH_PID" 2>/dev/null || true
+	PGBENCH_PID=
+	echo "purge took $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }') s:" \
+		"$(q "SELECT detail FROM notify_audit_log WHERE action = 'purged' ORDER BY id DESC LIMIT 1")"
+	echo "lock waits over 100 ms logged during the run: $(( $(grep -c 'still waiting for' "$WORK/server.log" || true) - waits_before ))"
+	# log line: client_id transaction_no latency_us script_no epoch_s epoch_us
+	cat "$WORK/log_$name"/enq.* | awk -v t0="$t1" -v t1="$t1" -v t2="$t2" -v warm=2000000 '
+		{ end = $5 * 1000000 + $6; start = end - $3
+		  if (end < t1 && start >= t1 - ('"$BASELINE"' * 1000000) + warm) print "baseline", $3
+		  else if (start < t2 && end > t1) print "purge", $3 }' |
+		sort -k1,1 -k2,2n | awk '
+		{ v[$1, ++n[$1]] = $2 }
+		END {
+			printf "%-10s %8s %10s %10s %10s\n", "enqueues", "count", "p50 ms", "p99 ms", "max ms"
+			split("baseline purge", names, " ")
+			for (i = 1; i <= 2; i++) {
+				k = names[i]; c = n[k]
+				if (c == 0) { printf "%-10s %8d\n", k, 0; continue }
+				p50 = v[k, int((c - 1) * 0.50) + 1]; p99 = v[k, int((c - 1) * 0.99) + 1]; mx = v[k, c]
+				printf "%-10s %8d %10.2f %10.2f %10.2f\n", k, c, p50 / 1000, p99 / 1000, mx / 1000
+			}
+		}'
+}
+
+# drop: the oldest month's partition goes whole
+scenario drop "date_trunc('month', now()) - interval '5 months'"
+# delete: the next month's rows, all but its last minute, in batches
+scenario delete "date_trunc('month', now()) - interval '4 months' - interval '1 minute'"
+q "SELECT format('after: %s partitions, %s outbox rows pending', (SELECT count(*) FROM pg_inherits WHERE inhparent = 'notify_history'::regclass),
+	(SELECT count(*) FROM notify_outbox WHERE status = 'pending'))"
