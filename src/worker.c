@@ -149,8 +149,15 @@ notify_worker_main(Datum main_arg)
 	 * and stays cached until the next ANALYZE: the claim then reads the
 	 * whole outbox every time, which at a few thousand rows made it most
 	 * of the worker's CPU.  No sequential scan where an index can serve.
+	 * Likewise no sort where an index gives the order: with an empty
+	 * outbox's statistics the claim may read every pending row through
+	 * another partial index (notify_outbox_backlog_idx) and sort them for
+	 * its ORDER BY ... LIMIT, 60 ms a claim at 20,000 pending rows, which
+	 * a backlog then only makes worse.  The claim must walk
+	 * notify_outbox_claim_idx in order and stop at its limit.
 	 */
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
 									   ALLOCSET_DEFAULT_SIZES);
