@@ -478,6 +478,21 @@ claim_record(List *jobs)
 	return isnull ? 0 : DatumGetTimestampTz(next);
 }
 
+/*
+ * Prepare the statements again at the next transaction.  The worker calls
+ * this once per poll interval: a generic plan is made from the outbox's
+ * size and statistics at the time, and one made while the outbox was empty
+ * (just truncated, vacuumed or archived) can read every pending row for
+ * each claim once a backlog arrives (a hash join of the due rows against
+ * the whole outbox measured 2.2 ms per message at 20,000 pending rows).
+ * Planning again costs about a millisecond per interval.
+ */
+void
+claim_replan(void)
+{
+	ext_oid = InvalidOid;
+}
+
 /* Drop prepared statements (the extension went away or changed). */
 static void
 forget_plans(void)

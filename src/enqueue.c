@@ -217,32 +217,6 @@ tenant_of(Jsonb *metadata)
 	return cstring_to_text(JsonbToCString(NULL, v->val.binary.data, v->val.binary.len));
 }
 
-static const char *
-jsonb_type_name(Jsonb *j)
-{
-	if (JB_ROOT_IS_SCALAR(j))
-	{
-		JsonbValue	v;
-
-		if (!JsonbExtractScalar(&j->root, &v))
-			return "unknown";
-		switch (v.type)
-		{
-			case jbvNull:
-				return "null";
-			case jbvString:
-				return "string";
-			case jbvNumeric:
-				return "number";
-			case jbvBool:
-				return "boolean";
-			default:
-				return "unknown";
-		}
-	}
-	return JB_ROOT_IS_OBJECT(j) ? "object" : "array";
-}
-
 static SPIPlanPtr
 keep(const char *sql, int nargs, Oid *types)
 {
@@ -364,7 +338,7 @@ notify_enqueue(PG_FUNCTION_ARGS)
 	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("payload must be a JSON object, not %s", jsonb_type_name(payload))));
+				 errmsg("payload must be a JSON object, not %s", notify_jsonb_type(payload))));
 	{
 		/* the size limit is on the JSON text, as the setting says */
 		char	   *text = JsonbToCString(NULL, &payload->root, VARSIZE(payload));
@@ -392,7 +366,7 @@ notify_enqueue(PG_FUNCTION_ARGS)
 	if (!JB_ROOT_IS_OBJECT(metadata) || JB_ROOT_IS_SCALAR(metadata))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("metadata must be a JSON object, not %s", jsonb_type_name(metadata))));
+				 errmsg("metadata must be a JSON object, not %s", notify_jsonb_type(metadata))));
 
 	/* the schema is the function's own; remembered per call site */
 	if (fcinfo->flinfo->fn_extra == NULL)

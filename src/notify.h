@@ -129,6 +129,7 @@ extern void notify_template_resolve_for(const char *template_key, text *locale,
 										Jsonb *payload, int32 *version,
 										char **resolved_locale, char **category);
 extern bool notify_template_key_exists(const char *template_key);
+extern const char *notify_jsonb_type(Jsonb *jb);
 
 /*---- worker.c ----*/
 extern bool notify_am_worker;

@@ -268,8 +268,8 @@ jsonb_value_type(JsonbValue *v)
 }
 
 /* JSON type name of a jsonb document's root */
-static const char *
-jsonb_root_type(Jsonb *jb)
+const char *
+notify_jsonb_type(Jsonb *jb)
 {
 	JsonbValue	v;
 
@@ -500,7 +500,7 @@ schema_check(Jsonb *schema)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("template schema must be a JSON object, not %s",
-						jsonb_root_type(schema)),
+						notify_jsonb_type(schema)),
 				 errhint("%s", SCHEMA_HINT)));
 
 	it = JsonbIteratorInit(&schema->root);
@@ -1594,7 +1594,7 @@ resolve(const char *template_key, text *locale_arg, Jsonb *payload, bool have_ve
 	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("payload must be a JSON object, not %s", jsonb_root_type(payload))));
+				 errmsg("payload must be a JSON object, not %s", notify_jsonb_type(payload))));
 
 	/* the locales to try, best first */
 	if (locale_arg != NULL)
@@ -1766,7 +1766,7 @@ notify_template_render_sql(PG_FUNCTION_ARGS)
 	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("payload must be a JSON object, not %s", jsonb_root_type(payload))));
+				 errmsg("payload must be a JSON object, not %s", notify_jsonb_type(payload))));
 
 	AcceptInvalidationMessages();
 	entry = NULL;

@@ -159,15 +159,6 @@ notify_worker_main(Datum main_arg)
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	/*
-	 * And no hash or merge joins: the claim's UPDATE ... FROM due, planned
-	 * on an empty outbox, hashed the due rows and read the whole outbox
-	 * to probe them (2 ms of worker CPU per message at 20,000 pending
-	 * rows, and a backlog that grew with every claim).  Every join of the
-	 * worker is a few rows against a primary key: a nested loop.
-	 */
-	SetConfigOption("enable_hashjoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("enable_mergejoin", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -322,6 +313,8 @@ notify_worker_main(Datum main_arg)
 			{
 				claim = true;
 				leases_due = true;
+				/* plans made on an empty outbox must not outlive it */
+				claim_replan();
 				next_lease_check = TimestampTzPlusMilliseconds(now,
 															   Min(notify_poll_interval, notify_lease_time * 1000L / 4));
 			}

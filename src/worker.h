@@ -84,6 +84,7 @@ struct NotifyBatch
 
 /*---- claim.c: the SQL side ----*/
 extern bool claim_extension_ready(void);
+extern void claim_replan(void);
 extern int	claim_release_expired(bool all_sending);
 extern const char *claim_schema(void);
 extern int64 claim_archive(int batch);
