@@ -47,7 +47,6 @@
 #define TEMPLATE_KEY_MAXLEN	128
 #define DEDUP_KEY_MAXLEN	256
 #define URL_MAXLEN			2048
-#define QUOTE_MAXCHARS		200
 
 /* the kept statements, for the schema they were prepared in */
 static Oid	plans_nsp = InvalidOid;
@@ -58,22 +57,11 @@ static SPIPlanPtr audit_dedup_plan = NULL;
 
 PG_FUNCTION_INFO_V1(notify_enqueue);
 
-/*
- * quote_value
- *		A caller's value for an error message, as notify_quote() does: a JSON
- *		string of its first 200 characters, control characters escaped.
- */
+/* A caller's value for an error message (notify_quote_value: JSON-quoted, cut) */
 static char *
 quote_value(text *value)
 {
-	StringInfoData buf;
-	char	   *s = text_to_cstring(value);
-	int			len = pg_mbcharcliplen(s, strlen(s), QUOTE_MAXCHARS);
-
-	s[len] = '\0';
-	initStringInfo(&buf);
-	escape_json(&buf, s);
-	return buf.data;
+	return notify_quote_value(text_to_cstring(value));
 }
 
 static void
@@ -112,31 +100,6 @@ template_key_is_valid(const char *s, int len)
 			return false;
 	}
 	return run > 0 && parts >= 2;
-}
-
-/* BCP 47 shape: 2-3 letters, then groups of "-" and 1-8 letters or digits */
-static bool
-locale_is_valid(const char *s, int len)
-{
-	int			i = 0;
-
-	while (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')))
-		i++;
-	if (i < 2 || i > 3)
-		return false;
-	while (i < len)
-	{
-		int			run = 0;
-
-		if (s[i++] != '-')
-			return false;
-		while (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-						   (s[i] >= '0' && s[i] <= '9')))
-			i++, run++;
-		if (run < 1 || run > 8)
-			return false;
-	}
-	return true;
 }
 
 /* ASCII white space, as \s in a regular expression under the C locale */
@@ -445,7 +408,7 @@ notify_enqueue(PG_FUNCTION_ARGS)
 				 errdetail("expires_at is %s.",
 						   DatumGetCString(DirectFunctionCall1(timestamptz_out,
 															   PG_GETARG_DATUM(11))))));
-	if (locale != NULL && !locale_is_valid(VARDATA_ANY(locale), VARSIZE_ANY_EXHDR(locale)))
+	if (locale != NULL && !notify_locale_is_valid(VARDATA_ANY(locale), VARSIZE_ANY_EXHDR(locale)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid locale %s", quote_value(locale)),

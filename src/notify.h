@@ -130,6 +130,8 @@ extern void notify_template_resolve_for(const char *template_key, text *locale,
 										char **resolved_locale, char **category);
 extern bool notify_template_key_exists(const char *template_key);
 extern const char *notify_jsonb_type(Jsonb *jb);
+extern char *notify_quote_value(const char *s);
+extern bool notify_locale_is_valid(const char *s, int len);
 
 /*---- worker.c ----*/
 extern bool notify_am_worker;

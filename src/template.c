@@ -221,8 +221,8 @@ static const char *const schema_annotations[] = {
  * Quote a value for an error message as a JSON string, cut to 200 bytes
  * (at a character boundary), like the SQL function notify_quote().
  */
-static char *
-quote_value(const char *s)
+char *
+notify_quote_value(const char *s)
 {
 	StringInfoData buf;
 	int			len = strlen(s);
@@ -388,6 +388,18 @@ locale_canonical(const char *s, int len)
 	return buf.data;
 }
 
+/* Whether s is a well-formed BCP 47 language tag (as locale_canonical) */
+bool
+notify_locale_is_valid(const char *s, int len)
+{
+	char	   *c = locale_canonical(s, len);
+
+	if (c == NULL)
+		return false;
+	pfree(c);
+	return true;
+}
+
 /* Append canonical tag and its shorter prefixes to cands, skipping duplicates */
 static void
 add_locale_chain(char *tag, char **cands, int *ncands)
@@ -451,7 +463,7 @@ schema_check_property(const char *name, JsonbValue *prop)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("template schema property %s must be a JSON object, not %s",
-						quote_value(name), jsonb_value_type(prop)),
+						notify_quote_value(name), jsonb_value_type(prop)),
 				 errhint("%s", SCHEMA_HINT)));
 
 	it = JsonbIteratorInit(prop->val.binary.data);
@@ -470,7 +482,7 @@ schema_check_property(const char *name, JsonbValue *prop)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("template schema property %s has unsupported type %s",
-								quote_value(name), jsonb_value_text(&v)),
+								notify_quote_value(name), jsonb_value_text(&v)),
 						 errhint("Types are string, number, integer, boolean, object and array.")));
 		}
 		else if (!string_in_list(k.val.string.val, k.val.string.len,
@@ -478,8 +490,8 @@ schema_check_property(const char *name, JsonbValue *prop)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unsupported keyword %s in template schema property %s",
-							quote_value(pnstrdup(k.val.string.val, k.val.string.len)),
-							quote_value(name)),
+							notify_quote_value(pnstrdup(k.val.string.val, k.val.string.len)),
+							notify_quote_value(name)),
 					 errdetail("Payloads are checked only for required names and the type of each property."),
 					 errhint("%s", SCHEMA_HINT)));
 	}
@@ -570,7 +582,7 @@ schema_check(Jsonb *schema)
 								 lengthof(schema_annotations)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unsupported keyword %s in template schema", quote_value(key)),
+					 errmsg("unsupported keyword %s in template schema", notify_quote_value(key)),
 					 errdetail("Payloads are checked only for required names and the type of each property."),
 					 errhint("%s", SCHEMA_HINT)));
 		pfree(key);
@@ -754,7 +766,7 @@ payload_check(const SchemaCheck *checks, int nchecks, Jsonb *payload,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payload does not match template %s (%s, version %d)",
-						quote_value(template_key), locale, version),
+						notify_quote_value(template_key), locale, version),
 				 errdetail("%s", detail.data),
 				 errhint("The template's variables are in the schema column of notify_templates.")));
 	}
@@ -1248,7 +1260,7 @@ notify_template_render(const char *template_key, const char *locale,
 	if (entry == NULL && key.version == 0)
 	{
 		*error = psprintf("template %s (%s) version %d does not exist",
-						  quote_value(template_key), locale, version);
+						  notify_quote_value(template_key), locale, version);
 		return false;
 	}
 
@@ -1280,7 +1292,7 @@ notify_template_render(const char *template_key, const char *locale,
 		if (!error_is_template_error(edata->sqlerrcode))
 			ReThrowError(edata);
 		*error = psprintf("template %s (%s) version %d: %s",
-						  quote_value(template_key), locale, version,
+						  notify_quote_value(template_key), locale, version,
 						  edata->message);
 		FreeErrorData(edata);
 		memset(out, 0, sizeof(NotifyRendered));
@@ -1413,7 +1425,7 @@ notify_locale_canonical(PG_FUNCTION_ARGS)
 	if (c == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid locale %s", quote_value(s)),
+				 errmsg("invalid locale %s", notify_quote_value(s)),
 				 errdetail("A locale is a BCP 47 language tag such as en, ja or pt-BR.")));
 	PG_RETURN_TEXT_P(cstring_to_text(c));
 }
@@ -1605,7 +1617,7 @@ resolve(const char *template_key, text *locale_arg, Jsonb *payload, bool have_ve
 		if (requested == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid locale %s", quote_value(arg)),
+					 errmsg("invalid locale %s", notify_quote_value(arg)),
 					 errdetail("A locale is a BCP 47 language tag such as en, ja or pt-BR.")));
 		add_locale_chain(requested, cands, &ncands);
 	}
@@ -1677,7 +1689,7 @@ resolve(const char *template_key, text *locale_arg, Jsonb *payload, bool have_ve
 			if (SPI_processed == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown template %s", quote_value(template_key)),
+						 errmsg("unknown template %s", notify_quote_value(template_key)),
 						 errhint("Templates are listed in notify_template_active; add one with notify_template_put().")));
 
 			initStringInfo(&tried);
@@ -1687,15 +1699,15 @@ resolve(const char *template_key, text *locale_arg, Jsonb *payload, bool have_ve
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("template %s has no version %d in locale %s",
-								quote_value(template_key), version,
-								quote_value(requested ? requested : cands[0])),
+								notify_quote_value(template_key), version,
+								notify_quote_value(requested ? requested : cands[0])),
 						 errdetail("Locales tried: %s.", tried.data),
 						 errhint("Versions are listed in notify_templates.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("template %s has no active version for locale %s",
-							quote_value(template_key),
-							quote_value(requested ? requested : cands[0])),
+							notify_quote_value(template_key),
+							notify_quote_value(requested ? requested : cands[0])),
 					 default_added ?
 					 errdetail("Locales tried: %s (the last from notify.default_locale).", tried.data) :
 					 errdetail("Locales tried: %s.", tried.data),
@@ -1791,7 +1803,7 @@ notify_template_render_sql(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("template %s (%s) has no version %d",
-							quote_value(template_key), locale, version),
+							notify_quote_value(template_key), locale, version),
 					 errhint("Versions are listed in notify_templates.")));
 		entry = tcache_add(&key, subject, text_body, html_body);
 		SPI_finish();

@@ -532,7 +532,6 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 	bool		suppressed = false;
 	int			best_rank = -1;
 	bool		best_opted_in = false;
-	bool		found_channel;
 
 	/*
 	 * A suppression in force, whatever the category: under the address,
@@ -618,8 +617,7 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 		bool		has_url;
 
 		channel_kind = notify_channel_lookup(nsp, channel, &has_url);
-		found_channel = channel_kind != NULL;
-		if (!found_channel)
+		if (channel_kind == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown channel \"%s\"", text_to_cstring(channel)),
