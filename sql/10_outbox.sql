@@ -58,6 +58,7 @@ INSERT INTO notify_categories (name, description, mandatory, default_priority) V
 	('product', 'Product updates and tips for existing users.', false, 0),
 	('marketing', 'Campaigns and newsletters; opt-in required.', false, -10),
 	('internal', 'Messages to the operating team.', false, 0);
+
 SELECT pg_catalog.pg_extension_config_dump('notify_categories',
 	$$WHERE name NOT IN ('transactional', 'security', 'billing', 'product', 'marketing', 'internal')$$);
 
@@ -145,12 +146,18 @@ COMMENT ON COLUMN notify_outbox.created_by IS 'Database role that enqueued it (t
 COMMENT ON COLUMN notify_outbox.skip_reason IS 'Why a skipped row was not sent: opted_out, suppressed or not_opted_in.';
 COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (tenant, trace id, ...), never rendered.';
 
+-- Both per-message updates of the outbox (claim, record) change status,
+-- which the partial indexes' predicates read, so neither is a HOT update:
+-- each new row version gets an entry in every index whose predicate it
+-- matches.  Every index here is therefore partial, and an unfinished row is
+-- in exactly one of the claim and lease indexes, which carry the channel so
+-- that notify_backlog is an index-only scan of the two (no index of its own).
 CREATE INDEX notify_outbox_claim_idx ON notify_outbox (priority DESC, next_attempt_at, id)
-	WHERE status = 'pending';
-COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: due pending rows by priority, due time, id.';
+	INCLUDE (channel) WHERE status = 'pending';
+COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: due pending rows by priority, due time, id; with the channel for notify_backlog.';
 CREATE INDEX notify_outbox_lease_idx ON notify_outbox (locked_until)
-	WHERE status = 'sending';
-COMMENT ON INDEX notify_outbox_lease_idx IS 'Finds sending rows whose lease expired.';
+	INCLUDE (channel) WHERE status = 'sending';
+COMMENT ON INDEX notify_outbox_lease_idx IS 'Finds sending rows whose lease expired; with the channel for notify_backlog.';
 CREATE INDEX notify_outbox_expiry_idx ON notify_outbox (expires_at)
 	WHERE status = 'pending' AND expires_at IS NOT NULL;
 COMMENT ON INDEX notify_outbox_expiry_idx IS 'Finds pending rows whose time ran out.';

@@ -754,8 +754,13 @@ BEGIN
 	IF e ? 'outbox_id' AND jsonb_typeof(e -> 'outbox_id') = 'number' THEN
 		SELECT * INTO v_outbox FROM notify_outbox o WHERE o.id = (e ->> 'outbox_id')::bigint FOR UPDATE;
 	END IF;
-	IF v_outbox.id IS NULL AND v_msgid IS NOT NULL THEN
-		SELECT * INTO v_outbox FROM notify_outbox o WHERE o.message_id = v_msgid ORDER BY o.id LIMIT 1 FOR UPDATE;
+	-- The worker's Message-IDs start with the outbox id ("<id>.<random>@<domain>",
+	-- src/claim.c): the primary key finds the row, and the whole Message-ID
+	-- must match.  No index on message_id, which would cost an entry at every
+	-- claim and record of an email.
+	IF v_outbox.id IS NULL AND v_msgid ~ '^[0-9]{1,18}[.]' THEN
+		SELECT * INTO v_outbox FROM notify_outbox o
+		WHERE o.id = split_part(v_msgid, '.', 1)::bigint AND o.message_id = v_msgid FOR UPDATE;
 	END IF;
 	IF v_outbox.id IS NULL AND v_provid IS NOT NULL THEN
 		SELECT * INTO v_outbox FROM notify_outbox o WHERE o.provider_message_id = ANY (v_provid)
@@ -924,8 +929,6 @@ $$;
 COMMENT ON FUNCTION notify_ingest_event(text, jsonb) IS
 	'Applies a provider''s delivery event (or an array of them): postmark and sendgrid webhook bodies, or the generic shape under any other provider name. Hard bounces and complaints suppress the address; a hard bounce fails the sent outbox row. Returns what it did, one line per event; bad events raise 22023 and nothing is written.';
 
-CREATE INDEX notify_outbox_message_id_idx ON notify_outbox (message_id) WHERE message_id IS NOT NULL;
-COMMENT ON INDEX notify_outbox_message_id_idx IS 'Finds the outbox row of a bounce or complaint by its Message-ID.';
 CREATE INDEX notify_outbox_provider_message_id_idx ON notify_outbox (provider_message_id)
 	WHERE provider_message_id IS NOT NULL;
 COMMENT ON INDEX notify_outbox_provider_message_id_idx IS 'Finds the outbox row of a provider event by the provider''s message id.';

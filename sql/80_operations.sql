@@ -551,15 +551,6 @@ COMMENT ON INDEX notify_outbox_sent_idx IS
 CREATE INDEX notify_attempts_failed_idx ON notify_attempts (finished_at) WHERE outcome <> 'sent';
 COMMENT ON INDEX notify_attempts_failed_idx IS
 	'Failed attempts in a time window: notify_failures, notify_requeue_failed(since => ...).';
--- notify_backlog reads every unfinished row.  This index holds all it needs
--- (channel, status, due time), so the view is an index-only scan: without
--- it, each pending row costs a heap page wherever the row happens to sit,
--- and in an outbox whose pages are reused (rows archived, space vacuumed)
--- that is one page per row.
-CREATE INDEX notify_outbox_backlog_idx ON notify_outbox (channel, status, next_attempt_at)
-	WHERE status IN ('pending', 'sending');
-COMMENT ON INDEX notify_outbox_backlog_idx IS
-	'Unfinished rows by channel, status and due time, covering: notify_backlog as an index-only scan.';
 
 -- ---- metrics and admin views ----
 -- Messages created in the last hour and day, by what became of them.
@@ -627,21 +618,24 @@ CREATE VIEW notify_backlog AS
 		   c.enabled,
 		   coalesce(p.pending, 0) AS pending,
 		   coalesce(p.due, 0) AS due,
-		   coalesce(p.sending, 0) AS sending,
+		   coalesce(s.sending, 0) AS sending,
 		   p.oldest_due_at,
 		   coalesce(now() - p.oldest_due_at, interval '0') AS oldest_due_age,
 		   p.next_scheduled_at
 	FROM notify_channels c
-	-- one index-only scan of notify_outbox_backlog_idx
-	LEFT JOIN (SELECT o.channel,
-					  count(*) FILTER (WHERE o.status = 'pending') AS pending,
-					  count(*) FILTER (WHERE o.status = 'pending' AND o.next_attempt_at <= now()) AS due,
-					  count(*) FILTER (WHERE o.status = 'sending') AS sending,
-					  min(o.next_attempt_at) FILTER (WHERE o.status = 'pending' AND o.next_attempt_at <= now()) AS oldest_due_at,
-					  min(o.next_attempt_at) FILTER (WHERE o.status = 'pending' AND o.next_attempt_at > now()) AS next_scheduled_at
+	-- index-only scans of notify_outbox_claim_idx (pending) and
+	-- notify_outbox_lease_idx (sending), which carry the channel
+	LEFT JOIN (SELECT o.channel, count(*) AS pending,
+					  count(*) FILTER (WHERE o.next_attempt_at <= now()) AS due,
+					  min(o.next_attempt_at) FILTER (WHERE o.next_attempt_at <= now()) AS oldest_due_at,
+					  min(o.next_attempt_at) FILTER (WHERE o.next_attempt_at > now()) AS next_scheduled_at
 			   FROM notify_outbox o
-			   WHERE o.status IN ('pending', 'sending')
+			   WHERE o.status = 'pending'
 			   GROUP BY o.channel) p ON p.channel = c.name
+	LEFT JOIN (SELECT o.channel, count(*) AS sending
+			   FROM notify_outbox o
+			   WHERE o.status = 'sending'
+			   GROUP BY o.channel) s ON s.channel = c.name
 	ORDER BY c.name;
 COMMENT ON VIEW notify_backlog IS
 	'Work waiting per channel: pending rows, how many are due, how many are being sent, and how long the oldest due row has waited (0 when none). A paused channel (enabled false) keeps its rows pending.';

@@ -151,7 +151,7 @@ notify_worker_main(Datum main_arg)
 	 * of the worker's CPU.  No sequential scan where an index can serve.
 	 * Likewise no sort where an index gives the order: with an empty
 	 * outbox's statistics the claim may read every pending row through
-	 * another partial index (notify_outbox_backlog_idx) and sort them for
+	 * another partial index (it was the backlog index then) and sort them for
 	 * its ORDER BY ... LIMIT, 60 ms a claim at 20,000 pending rows, which
 	 * a backlog then only makes worse.  The claim must walk
 	 * notify_outbox_claim_idx in order and stop at its limit.
