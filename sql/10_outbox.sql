@@ -59,6 +59,23 @@ INSERT INTO notify_categories (name, description, mandatory, default_priority) V
 	('marketing', 'Campaigns and newsletters; opt-in required.', false, -10),
 	('internal', 'Messages to the operating team.', false, 0);
 
+-- Backends cache the channel and category rows they read (src/unsubscribe.c);
+-- any change to either table tells every backend to forget them.
+CREATE FUNCTION notify_lookup_invalidate() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'notify_lookup_invalidate'
+	LANGUAGE C;
+COMMENT ON FUNCTION notify_lookup_invalidate() IS
+	'Statement trigger of notify_channels and notify_categories: invalidates the rows backends cached for notify_enqueue and the worker.';
+CREATE TRIGGER notify_channels_lookup_invalidate
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notify_channels
+	FOR EACH STATEMENT EXECUTE FUNCTION notify_lookup_invalidate();
+COMMENT ON TRIGGER notify_channels_lookup_invalidate ON notify_channels IS
+	'Makes every backend read channels again after a change.';
+CREATE TRIGGER notify_categories_lookup_invalidate
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notify_categories
+	FOR EACH STATEMENT EXECUTE FUNCTION notify_lookup_invalidate();
+COMMENT ON TRIGGER notify_categories_lookup_invalidate ON notify_categories IS
+	'Makes every backend read categories again after a change.';
 SELECT pg_catalog.pg_extension_config_dump('notify_categories',
 	$$WHERE name NOT IN ('transactional', 'security', 'billing', 'product', 'marketing', 'internal')$$);
 
@@ -149,7 +166,7 @@ COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (te
 -- Both per-message updates of the outbox (claim, record) change status,
 -- which the partial indexes' predicates read, so neither is a HOT update:
 -- each new row version gets an entry in every index whose predicate it
--- matches.  Every index here is therefore partial, and an unfinished row is
+-- matches.  So all but the primary key are partial, and an unfinished row is
 -- in exactly one of the claim and lease indexes, which carry the channel so
 -- that notify_backlog is an index-only scan of the two (no index of its own).
 CREATE INDEX notify_outbox_claim_idx ON notify_outbox (priority DESC, next_attempt_at, id)

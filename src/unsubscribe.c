@@ -57,6 +57,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -116,6 +117,42 @@ typedef struct DecideRels
 
 static DecideRels decide_rels;
 static bool decide_callback_registered = false;
+
+/*
+ * Channels and categories change rarely and are read by every enqueue and
+ * every claimed message, so each backend keeps the rows it has read.  Plain
+ * DML does not invalidate anything by itself: a statement trigger on both
+ * tables (notify_lookup_invalidate) sends a relcache invalidation of the
+ * table, which every backend receives at its next transaction start (and
+ * the writing backend at its next command, or at rollback), and
+ * decide_rels_invalidate then empties the cache.  Misses read the latest
+ * committed row (not the caller's snapshot): a row read with an older
+ * snapshot could be cached after the invalidation that made it stale, and
+ * stay.  lookup_generation counts invalidations; a row read while one
+ * arrived is used but not kept.
+ */
+#define LOOKUP_CACHE_MAX	64		/* entries; beyond that, misses probe */
+
+typedef struct LookupEntry
+{
+	bool		is_channel;
+	bool		found;
+	char	   *name;
+	/* channel */
+	char	   *kind;
+	bool		has_url;
+	/* category */
+	bool		mandatory;
+	bool		default_opt_in;
+	int32		default_priority;
+	int32		default_max_attempts;
+} LookupEntry;
+
+static MemoryContext lookup_cxt = NULL;
+static LookupEntry lookup_cache[LOOKUP_CACHE_MAX];
+static int	lookup_count = 0;
+static uint64 lookup_generation = 0;
+static uint64 lookup_filled_generation = 0;
 
 /* what a token says */
 typedef struct TokenFields
@@ -220,6 +257,9 @@ normalize_address(text *in)
 static void
 decide_rels_invalidate(Datum arg, Oid relid)
 {
+	if (relid == InvalidOid || !decide_rels.valid ||
+		relid == decide_rels.categories || relid == decide_rels.channels)
+		lookup_generation++;
 	if (!decide_rels.valid)
 		return;
 	if (relid == InvalidOid ||
@@ -310,7 +350,78 @@ decide_rels_get(Oid nsp)
 	r.pref_opted_in = decide_attnum(r.preferences, "opted_in");
 	r.valid = true;
 	decide_rels = r;
+	lookup_generation++;
 	return &decide_rels;
+}
+
+/*
+ * lookup_cached
+ *		The cached entry for a channel or category called name, or NULL.
+ *		Empties the cache first when an invalidation arrived since it was
+ *		filled.
+ */
+static LookupEntry *
+lookup_cached(bool is_channel, text *name)
+{
+	const char *s = VARDATA_ANY(name);
+	int			len = VARSIZE_ANY_EXHDR(name);
+
+	if (lookup_filled_generation != lookup_generation)
+	{
+		if (lookup_cxt != NULL)
+			MemoryContextReset(lookup_cxt);
+		lookup_count = 0;
+		lookup_filled_generation = lookup_generation;
+		return NULL;
+	}
+	for (int i = 0; i < lookup_count; i++)
+	{
+		LookupEntry *e = &lookup_cache[i];
+
+		if (e->is_channel == is_channel && strncmp(e->name, s, len) == 0 && e->name[len] == '\0')
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * lookup_keep
+ *		Copies e into the cache if nothing was invalidated since generation
+ *		(the value of lookup_generation before the row was read) and there
+ *		is room.
+ */
+static void
+lookup_keep(const LookupEntry *e, uint64 generation)
+{
+	LookupEntry *c;
+
+	if (generation != lookup_generation || lookup_filled_generation != lookup_generation ||
+		lookup_count >= LOOKUP_CACHE_MAX)
+		return;
+	if (lookup_cxt == NULL)
+		lookup_cxt = AllocSetContextCreate(CacheMemoryContext, "notify channels and categories",
+										   ALLOCSET_SMALL_SIZES);
+	c = &lookup_cache[lookup_count++];
+	*c = *e;
+	c->name = MemoryContextStrdup(lookup_cxt, e->name);
+	c->kind = e->kind ? MemoryContextStrdup(lookup_cxt, e->kind) : NULL;
+}
+
+/*
+ * lookup_fill_snapshot / lookup_fill_done
+ *		The snapshot a cache miss reads with: the latest one, registered for
+ *		the scan.
+ */
+static Snapshot
+lookup_fill_snapshot(void)
+{
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+static void
+lookup_fill_done(Snapshot snapshot)
+{
+	UnregisterSnapshot(snapshot);
 }
 
 /*
@@ -446,28 +557,46 @@ bool
 notify_category_lookup(Oid nsp, text *name, NotifyCategory *out)
 {
 	const DecideRels *r = decide_rels_get(nsp);
+	LookupEntry *hit = lookup_cached(false, name);
+	LookupEntry e;
+	uint64		generation = lookup_generation;
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tup;
+	Snapshot	snapshot;
 	bool		isnull;
-	bool		found;
 
-	rel = table_open(r->categories, AccessShareLock);
-	tup = lookup_one(rel, r->categories_pkey, r->cat_name, name, lookup_snapshot(), &scan);
-	found = HeapTupleIsValid(tup);
-	if (found)
+	if (hit == NULL)
 	{
-		TupleDesc	desc = RelationGetDescr(rel);
+		memset(&e, 0, sizeof(e));
+		e.name = text_to_cstring(name);
+		rel = table_open(r->categories, AccessShareLock);
+		snapshot = lookup_fill_snapshot();
+		tup = lookup_one(rel, r->categories_pkey, r->cat_name, name, snapshot, &scan);
+		e.found = HeapTupleIsValid(tup);
+		if (e.found)
+		{
+			TupleDesc	desc = RelationGetDescr(rel);
 
-		out->name = name;
-		out->mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, desc, &isnull));
-		out->default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, desc, &isnull));
-		out->default_priority = DatumGetInt32(heap_getattr(tup, r->cat_default_priority, desc, &isnull));
-		out->default_max_attempts = DatumGetInt32(heap_getattr(tup, r->cat_default_max_attempts, desc, &isnull));
+			e.mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, desc, &isnull));
+			e.default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, desc, &isnull));
+			e.default_priority = DatumGetInt32(heap_getattr(tup, r->cat_default_priority, desc, &isnull));
+			e.default_max_attempts = DatumGetInt32(heap_getattr(tup, r->cat_default_max_attempts, desc, &isnull));
+		}
+		systable_endscan(scan);
+		lookup_fill_done(snapshot);
+		table_close(rel, NoLock);
+		lookup_keep(&e, generation);
+		hit = &e;
 	}
-	systable_endscan(scan);
-	table_close(rel, NoLock);
-	return found;
+	if (!hit->found)
+		return false;
+	out->name = name;
+	out->mandatory = hit->mandatory;
+	out->default_opt_in = hit->default_opt_in;
+	out->default_priority = hit->default_priority;
+	out->default_max_attempts = hit->default_max_attempts;
+	return true;
 }
 
 /*
@@ -480,36 +609,72 @@ char *
 notify_channel_lookup(Oid nsp, text *name, bool *has_url)
 {
 	const DecideRels *r = decide_rels_get(nsp);
+	LookupEntry *hit = lookup_cached(true, name);
+	LookupEntry e;
+	uint64		generation = lookup_generation;
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tup;
+	Snapshot	snapshot;
 	bool		isnull;
-	char	   *kind = NULL;
 
-	rel = table_open(r->channels, AccessShareLock);
-	tup = lookup_one(rel, r->channels_pkey, r->ch_name, name, lookup_snapshot(), &scan);
-	if (HeapTupleIsValid(tup))
+	if (hit == NULL)
 	{
-		Datum		d = heap_getattr(tup, r->ch_kind, RelationGetDescr(rel), &isnull);
-
-		kind = isnull ? pstrdup("") : TextDatumGetCString(d);
-		*has_url = false;
-		d = heap_getattr(tup, r->ch_settings, RelationGetDescr(rel), &isnull);
-		if (!isnull)
+		memset(&e, 0, sizeof(e));
+		e.is_channel = true;
+		e.name = text_to_cstring(name);
+		rel = table_open(r->channels, AccessShareLock);
+		snapshot = lookup_fill_snapshot();
+		tup = lookup_one(rel, r->channels_pkey, r->ch_name, name, snapshot, &scan);
+		e.found = HeapTupleIsValid(tup);
+		if (e.found)
 		{
-			Jsonb	   *settings = DatumGetJsonbP(d);
-			JsonbValue	k;
+			Datum		d = heap_getattr(tup, r->ch_kind, RelationGetDescr(rel), &isnull);
 
-			k.type = jbvString;
-			k.val.string.val = "url";
-			k.val.string.len = 3;
-			*has_url = JB_ROOT_IS_OBJECT(settings) &&
-				findJsonbValueFromContainer(&settings->root, JB_FOBJECT, &k) != NULL;
+			e.kind = isnull ? pstrdup("") : TextDatumGetCString(d);
+			d = heap_getattr(tup, r->ch_settings, RelationGetDescr(rel), &isnull);
+			if (!isnull)
+			{
+				Jsonb	   *settings = DatumGetJsonbP(d);
+				JsonbValue	k;
+
+				k.type = jbvString;
+				k.val.string.val = "url";
+				k.val.string.len = 3;
+				e.has_url = JB_ROOT_IS_OBJECT(settings) &&
+					findJsonbValueFromContainer(&settings->root, JB_FOBJECT, &k) != NULL;
+			}
 		}
+		systable_endscan(scan);
+		lookup_fill_done(snapshot);
+		table_close(rel, NoLock);
+		lookup_keep(&e, generation);
+		hit = &e;
 	}
-	systable_endscan(scan);
-	table_close(rel, NoLock);
-	return kind;
+	if (!hit->found)
+		return NULL;
+	*has_url = hit->has_url;
+	return pstrdup(hit->kind);
+}
+
+/*
+ * notify_lookup_invalidate
+ *		Statement trigger on notify_channels and notify_categories: tells
+ *		every backend to forget the rows it cached (see LookupEntry).
+ */
+PG_FUNCTION_INFO_V1(notify_lookup_invalidate);
+
+Datum
+notify_lookup_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("notify_lookup_invalidate() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 /*
