@@ -25,11 +25,9 @@
 # buffers of the median run, and the big/small ratios.  The claim query is
 # the worker's (src/claim.c) with a batch of 100, run in a subtransaction
 # that is rolled back.  In the big database the views are measured once
-# more with this file's indexes dropped (in a transaction that is rolled
+# more with the indexes behind them dropped (in a transaction that is rolled
 # back), to show what they are for, and the write path (notify_enqueue,
 # the worker's claim and record UPDATE) is measured with and without them.
-# notify_backlog is also measured in both databases as it was defined
-# before notify_outbox_backlog_idx, with that index dropped (rolled back).
 #
 # Usage: bench/views.sh        (as root or as the owner of the PostgreSQL
 #                               install; 10M rows: 10-35 minutes, ~25 GB
@@ -256,9 +254,11 @@ SQL
 
 # The worker's claim (src/claim.c), batch 100, lease 300 s, no rate-limited channels.
 CLAIM="WITH due AS (
- SELECT o.id FROM public.notify_outbox o
+ SELECT o.id, c.kind, cat.unsubscribe_header FROM public.notify_outbox o
+ JOIN public.notify_channels c ON c.name = o.channel AND c.enabled
+ LEFT JOIN public.notify_categories cat ON cat.name = o.category
  WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-   AND o.channel IN (SELECT c.name FROM public.notify_channels c WHERE c.enabled)
+   AND (o.expires_at IS NULL OR o.expires_at > now())
    AND o.channel <> ALL ('{}'::text[])
  ORDER BY o.priority DESC, o.next_attempt_at, o.id
  LIMIT 100
@@ -266,10 +266,15 @@ CLAIM="WITH due AS (
  UPDATE public.notify_outbox o
  SET status = 'sending', attempts = o.attempts + 1,
      locked_until = now() + make_interval(secs => 300),
-     message_id = coalesce(o.message_id, o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@bench.example')
+     message_id = CASE WHEN o.message_id IS NULL AND due.kind = 'smtp' THEN
+         o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@bench.example'
+         ELSE o.message_id END
  FROM due WHERE o.id = due.id
- RETURNING o.id, o.channel, (SELECT c.kind FROM public.notify_channels c WHERE c.name = o.channel),
-   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts, o.locale, o.template_version"
+ RETURNING o.id, o.channel, due.kind, o.recipient, o.template_key, o.payload, o.message_id, o.attempts,
+   o.max_attempts, o.locale, o.template_version,
+   public.notify_decide(o.recipient, o.category, o.channel, o.metadata ->> 'tenant'),
+   CASE WHEN due.unsubscribe_header
+        THEN public.notify_unsubscribe_url(o.recipient, o.category, o.metadata ->> 'tenant') END"
 
 QUERIES=(
 	"notify_stats|SELECT * FROM notify_stats|f"
@@ -302,51 +307,8 @@ for entry in "${QUERIES[@]}"; do
 	printf '%-34s %18s %18s %15s %10s %10s\n' "$name" "$s_med ($s_min)" "$b_med ($b_min)" "${ratio}x (${ratio_min}x)" "$s_buf" "$b_buf"
 done
 
-# ---- notify_backlog before its covering index ----
-# The view as it was before notify_outbox_backlog_idx: pending rows through
-# the claim index, sending rows through the lease index, each row's channel
-# and due time from the heap.  Measured with the index dropped (rolled back).
-BACKLOG_OLD="SELECT c.name AS channel, c.enabled, coalesce(p.pending, 0) AS pending, coalesce(p.due, 0) AS due,
-	coalesce(s.sending, 0) AS sending, p.oldest_due_at, coalesce(now() - p.oldest_due_at, interval '0') AS oldest_due_age,
-	p.next_scheduled_at
-FROM public.notify_channels c
-LEFT JOIN (SELECT o.channel, count(*) AS pending, count(*) FILTER (WHERE o.next_attempt_at <= now()) AS due,
-		min(o.next_attempt_at) FILTER (WHERE o.next_attempt_at <= now()) AS oldest_due_at,
-		min(o.next_attempt_at) FILTER (WHERE o.next_attempt_at > now()) AS next_scheduled_at
-	FROM public.notify_outbox o WHERE o.status = 'pending' GROUP BY o.channel) p ON p.channel = c.name
-LEFT JOIN (SELECT o.channel, count(*) AS sending FROM public.notify_outbox o WHERE o.status = 'sending'
-	GROUP BY o.channel) s ON s.channel = c.name
-ORDER BY c.name"
-backlog_old() {  # db -> "median|min|buffers"
-	"${PSQL[@]}" -d "$1" -At -F '|' -v q="$BACKLOG_OLD" <<SQL
-$MEASURE_SQL
-BEGIN;
-DROP INDEX notify_outbox_backlog_idx;
-SELECT round(median_ms::numeric, 2), round(min_ms::numeric, 2), buffers FROM pg_temp.measure(:'q', $RUNS);
-ROLLBACK;
-SQL
-}
-say "notify_backlog as it was, without notify_outbox_backlog_idx: median (fastest) of $RUNS runs"
-IFS='|' read -r s_med s_min s_buf <<<"$(backlog_old small)"
-IFS='|' read -r b_med b_min b_buf <<<"$(backlog_old big)"
-printf '%-34s %18s %18s %15s %10s %10s\n' "notify_backlog (old, no index)" "$s_med ($s_min)" "$b_med ($b_min)" \
-	"$(awk -v a="$b_med" -v b="$s_med" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x ($(awk -v a="$b_min" -v b="$s_min" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x)" \
-	"$s_buf" "$b_buf"
-if [ "${PLANS:-0}" = 1 ]; then
-	for db in small big; do
-		say "plans in $db: notify_backlog, then as it was without its index"
-		"${PSQL[@]}" -d "$db" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM notify_backlog"
-		"${PSQL[@]}" -d "$db" -v q="$BACKLOG_OLD" <<'SQL'
-BEGIN;
-DROP INDEX notify_outbox_backlog_idx;
-EXPLAIN (ANALYZE, BUFFERS) :q;
-ROLLBACK;
-SQL
-	done
-fi
-
 # ---- what the indexes buy, and what they cost (big database) ----
-INDEXES="notify_outbox_finished_idx notify_outbox_sent_idx notify_attempts_failed_idx notify_outbox_backlog_idx"
+INDEXES="notify_outbox_finished_idx notify_outbox_sent_idx notify_attempts_failed_idx"
 without() {  # query rollback runs -> median ms with this file's indexes dropped (rolled back)
 	"${PSQL[@]}" -d big -At -v q="$1" -v rb="$2" <<SQL
 $MEASURE_SQL
