@@ -253,27 +253,26 @@ SQL
 )
 
 # The worker's claim (src/claim.c), batch 100, lease 300 s, no rate-limited channels.
-CLAIM="WITH due AS (
- SELECT o.id, c.kind, cat.unsubscribe_header FROM public.notify_outbox o
- JOIN public.notify_channels c ON c.name = o.channel AND c.enabled
- LEFT JOIN public.notify_categories cat ON cat.name = o.category
- WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-   AND (o.expires_at IS NULL OR o.expires_at > now())
-   AND o.channel <> ALL ('{}'::text[])
- ORDER BY o.priority DESC, o.next_attempt_at, o.id
- LIMIT 100
- FOR UPDATE OF o SKIP LOCKED)
- UPDATE public.notify_outbox o
+CLAIM="UPDATE public.notify_outbox o
  SET status = 'sending', attempts = o.attempts + 1,
      locked_until = now() + make_interval(secs => 300),
-     message_id = CASE WHEN o.message_id IS NULL AND due.kind = 'smtp' THEN
+     message_id = CASE WHEN o.message_id IS NULL AND k.kind = 'smtp' THEN
          o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@bench.example'
          ELSE o.message_id END
- FROM due WHERE o.id = due.id
- RETURNING o.id, o.channel, due.kind, o.recipient, o.template_key, o.payload, o.message_id, o.attempts,
+ FROM public.notify_channels k
+ WHERE k.name = o.channel AND o.id = ANY (ARRAY(
+   SELECT d.id FROM public.notify_outbox d
+   JOIN public.notify_channels c ON c.name = d.channel AND c.enabled
+   WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+     AND (d.expires_at IS NULL OR d.expires_at > now())
+     AND d.channel <> ALL ('{}'::text[])
+   ORDER BY d.priority DESC, d.next_attempt_at, d.id
+   LIMIT 100
+   FOR UPDATE OF d SKIP LOCKED))
+ RETURNING o.id, o.channel, k.kind, o.recipient, o.template_key, o.payload, o.message_id, o.attempts,
    o.max_attempts, o.locale, o.template_version,
    public.notify_decide(o.recipient, o.category, o.channel, o.metadata ->> 'tenant'),
-   CASE WHEN due.unsubscribe_header
+   CASE WHEN (SELECT cat.unsubscribe_header FROM public.notify_categories cat WHERE cat.name = o.category)
         THEN public.notify_unsubscribe_url(o.recipient, o.category, o.metadata ->> 'tenant') END"
 
 QUERIES=(
