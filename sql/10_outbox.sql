@@ -107,7 +107,7 @@ COMMENT ON DOMAIN notify_attempt_limit IS 'A number of delivery attempts allowed
 
 CREATE TABLE notify_outbox (
 	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	dedup_key	text CONSTRAINT notify_outbox_dedup_key_key UNIQUE,
+	dedup_key	text,
 	template_key text NOT NULL,
 	template_version integer,
 	locale		text,
@@ -169,6 +169,12 @@ COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (te
 -- matches.  So all but the primary key are partial, and an unfinished row is
 -- in exactly one of the claim and lease indexes, which carry the channel so
 -- that notify_backlog is an index-only scan of the two (no index of its own).
+-- Unique where set: rows without a key have no entry (a UNIQUE constraint
+-- would index their NULLs too, and take a new entry at each of their
+-- updates).  notify_enqueue names it through ON CONFLICT's inference.
+CREATE UNIQUE INDEX notify_outbox_dedup_key_key ON notify_outbox (dedup_key)
+	WHERE dedup_key IS NOT NULL;
+COMMENT ON INDEX notify_outbox_dedup_key_key IS 'Idempotency: one row per dedup_key (rows without one are not in it).';
 CREATE INDEX notify_outbox_claim_idx ON notify_outbox (priority DESC, next_attempt_at, id)
 	INCLUDE (channel) WHERE status = 'pending';
 COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: due pending rows by priority, due time, id; with the channel for notify_backlog.';
@@ -225,8 +231,8 @@ AS 'MODULE_PATHNAME', 'notify_enqueue';
 -- version and locale (email needs a template; other kinds use one when the
 -- key has one), the category, then preferences and suppressions
 -- (notify_decide: a message that must not go out is stored skipped, with
--- the reason, and audited), and inserts with ON CONFLICT ON CONSTRAINT
--- notify_outbox_dedup_key_key DO NOTHING; a key that exists returns the
+-- the reason, and audited), and inserts with ON CONFLICT (dedup_key) WHERE
+-- dedup_key IS NOT NULL DO NOTHING; a key that exists returns the
 -- existing row's id and is audited as deduplicated.
 COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb, timestamptz) IS
 	'Enqueues one notification in the caller''s transaction and returns its outbox id; with a dedup_key already present, returns the existing id and adds nothing.';

@@ -225,7 +225,7 @@ prepare_plans(Oid nsp)
 								"  next_attempt_at, actor, metadata, status, skip_reason)"
 								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11,"
 								"  $13, $14, $15, $16)"
-								" ON CONFLICT ON CONSTRAINT notify_outbox_dedup_key_key DO NOTHING"
+								" ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
 								" RETURNING o.id", s),
 					   16, insert_types);
 	existing_plan = keep(psprintf("SELECT o.id FROM %s.notify_outbox o"
