@@ -408,23 +408,6 @@ lookup_keep(const LookupEntry *e, uint64 generation)
 }
 
 /*
- * lookup_fill_snapshot / lookup_fill_done
- *		The snapshot a cache miss reads with: the latest one, registered for
- *		the scan.
- */
-static Snapshot
-lookup_fill_snapshot(void)
-{
-	return RegisterSnapshot(GetLatestSnapshot());
-}
-
-static void
-lookup_fill_done(Snapshot snapshot)
-{
-	UnregisterSnapshot(snapshot);
-}
-
-/*
  * text_key
  *		Scan key "heap column attno = value" for a btree index on text,
  *		compared under the index column's collation.
@@ -541,7 +524,7 @@ notify_decide(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
 
-/* The snapshot catalog lookups read with: the statement's. */
+/* The snapshot suppressions and preferences are read with: the statement's. */
 static Snapshot
 lookup_snapshot(void)
 {
@@ -549,112 +532,103 @@ lookup_snapshot(void)
 }
 
 /*
- * notify_category_lookup
- *		The notify_categories row called name in schema nsp, through its
- *		primary key; false when there is none.
+ * lookup_entry
+ *		The channel (is_channel) or category called name, from the cache or
+ *		read through the table's primary key with the latest snapshot (see
+ *		LookupEntry) into *scratch, and kept in the cache if it can be.
  */
-bool
-notify_category_lookup(Oid nsp, text *name, NotifyCategory *out)
+static const LookupEntry *
+lookup_entry(const DecideRels *r, bool is_channel, text *name, LookupEntry *scratch)
 {
-	const DecideRels *r = decide_rels_get(nsp);
-	LookupEntry *hit = lookup_cached(false, name);
-	LookupEntry e;
+	LookupEntry *hit = lookup_cached(is_channel, name);
 	uint64		generation = lookup_generation;
 	Relation	rel;
+	TupleDesc	desc;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snapshot;
 	bool		isnull;
 
-	if (hit == NULL)
-	{
-		memset(&e, 0, sizeof(e));
-		e.name = text_to_cstring(name);
-		rel = table_open(r->categories, AccessShareLock);
-		snapshot = lookup_fill_snapshot();
-		tup = lookup_one(rel, r->categories_pkey, r->cat_name, name, snapshot, &scan);
-		e.found = HeapTupleIsValid(tup);
-		if (e.found)
-		{
-			TupleDesc	desc = RelationGetDescr(rel);
+	if (hit != NULL)
+		return hit;
 
-			e.mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, desc, &isnull));
-			e.default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, desc, &isnull));
-			e.default_priority = DatumGetInt32(heap_getattr(tup, r->cat_default_priority, desc, &isnull));
-			e.default_max_attempts = DatumGetInt32(heap_getattr(tup, r->cat_default_max_attempts, desc, &isnull));
+	memset(scratch, 0, sizeof(*scratch));
+	scratch->is_channel = is_channel;
+	scratch->name = text_to_cstring(name);
+	rel = table_open(is_channel ? r->channels : r->categories, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	tup = lookup_one(rel, is_channel ? r->channels_pkey : r->categories_pkey,
+					 is_channel ? r->ch_name : r->cat_name, name, snapshot, &scan);
+	scratch->found = HeapTupleIsValid(tup);
+	if (scratch->found && is_channel)
+	{
+		Datum		d = heap_getattr(tup, r->ch_kind, desc, &isnull);
+
+		scratch->kind = isnull ? pstrdup("") : TextDatumGetCString(d);
+		d = heap_getattr(tup, r->ch_settings, desc, &isnull);
+		if (!isnull)
+		{
+			Jsonb	   *settings = DatumGetJsonbP(d);
+			JsonbValue	k;
+
+			k.type = jbvString;
+			k.val.string.val = "url";
+			k.val.string.len = 3;
+			scratch->has_url = JB_ROOT_IS_OBJECT(settings) &&
+				findJsonbValueFromContainer(&settings->root, JB_FOBJECT, &k) != NULL;
 		}
-		systable_endscan(scan);
-		lookup_fill_done(snapshot);
-		table_close(rel, NoLock);
-		lookup_keep(&e, generation);
-		hit = &e;
 	}
-	if (!hit->found)
+	else if (scratch->found)
+	{
+		scratch->mandatory = DatumGetBool(heap_getattr(tup, r->cat_mandatory, desc, &isnull));
+		scratch->default_opt_in = DatumGetBool(heap_getattr(tup, r->cat_default_opt_in, desc, &isnull));
+		scratch->default_priority = DatumGetInt32(heap_getattr(tup, r->cat_default_priority, desc, &isnull));
+		scratch->default_max_attempts = DatumGetInt32(heap_getattr(tup, r->cat_default_max_attempts, desc, &isnull));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, NoLock);
+	lookup_keep(scratch, generation);
+	return scratch;
+}
+
+/*
+ * notify_category_lookup
+ *		The notify_categories row called name in schema nsp; false when
+ *		there is none.
+ */
+bool
+notify_category_lookup(Oid nsp, text *name, NotifyCategory *out)
+{
+	LookupEntry scratch;
+	const LookupEntry *e = lookup_entry(decide_rels_get(nsp), false, name, &scratch);
+
+	if (!e->found)
 		return false;
 	out->name = name;
-	out->mandatory = hit->mandatory;
-	out->default_opt_in = hit->default_opt_in;
-	out->default_priority = hit->default_priority;
-	out->default_max_attempts = hit->default_max_attempts;
+	out->mandatory = e->mandatory;
+	out->default_opt_in = e->default_opt_in;
+	out->default_priority = e->default_priority;
+	out->default_max_attempts = e->default_max_attempts;
 	return true;
 }
 
 /*
  * notify_channel_lookup
  *		The kind of the notify_channels row called name in schema nsp (and
- *		whether its settings have a "url"), through its primary key; NULL
- *		when there is none.
+ *		whether its settings have a "url"); NULL when there is none.
  */
 char *
 notify_channel_lookup(Oid nsp, text *name, bool *has_url)
 {
-	const DecideRels *r = decide_rels_get(nsp);
-	LookupEntry *hit = lookup_cached(true, name);
-	LookupEntry e;
-	uint64		generation = lookup_generation;
-	Relation	rel;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snapshot;
-	bool		isnull;
+	LookupEntry scratch;
+	const LookupEntry *e = lookup_entry(decide_rels_get(nsp), true, name, &scratch);
 
-	if (hit == NULL)
-	{
-		memset(&e, 0, sizeof(e));
-		e.is_channel = true;
-		e.name = text_to_cstring(name);
-		rel = table_open(r->channels, AccessShareLock);
-		snapshot = lookup_fill_snapshot();
-		tup = lookup_one(rel, r->channels_pkey, r->ch_name, name, snapshot, &scan);
-		e.found = HeapTupleIsValid(tup);
-		if (e.found)
-		{
-			Datum		d = heap_getattr(tup, r->ch_kind, RelationGetDescr(rel), &isnull);
-
-			e.kind = isnull ? pstrdup("") : TextDatumGetCString(d);
-			d = heap_getattr(tup, r->ch_settings, RelationGetDescr(rel), &isnull);
-			if (!isnull)
-			{
-				Jsonb	   *settings = DatumGetJsonbP(d);
-				JsonbValue	k;
-
-				k.type = jbvString;
-				k.val.string.val = "url";
-				k.val.string.len = 3;
-				e.has_url = JB_ROOT_IS_OBJECT(settings) &&
-					findJsonbValueFromContainer(&settings->root, JB_FOBJECT, &k) != NULL;
-			}
-		}
-		systable_endscan(scan);
-		lookup_fill_done(snapshot);
-		table_close(rel, NoLock);
-		lookup_keep(&e, generation);
-		hit = &e;
-	}
-	if (!hit->found)
+	if (!e->found)
 		return NULL;
-	*has_url = hit->has_url;
-	return pstrdup(hit->kind);
+	*has_url = e->has_url;
+	return pstrdup(e->kind);
 }
 
 /*
