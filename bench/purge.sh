@@ -277,8 +277,18 @@ scenario() {
 			}
 		}'
 	echo "the ten slowest enqueues during the purge: latency ms @ start ms after the purge began"
-	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr | head -10 |
-		awk '{ printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
+	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr |
+		awk 'NR <= 10 { printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
+	# what the sessions were waiting for while the slowest one waited (no
+	# head: a pipe closed early is an error under pipefail)
+	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr | awk 'NR == 1 { print $3 * 1000, $2 }' >"$WORK/worst_$name"
+	if [ -s "$WORK/worst_$name" ]; then
+		echo "samples during the slowest enqueue (ms after the purge began: session wait event ...):"
+		awk -v t1="$t1" 'NR == FNR { s = t1 + $1; e = s + $2; next }
+			NF >= 4 && $1 >= s && $1 <= e { k = sprintf("%.0f", ($1 - t1) / 1000); line[k] = line[k] " " $2 "=" $3 ":" $4; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+			END { for (i = 1; i <= n; i++) print "  " order[i] ":" line[order[i]] }' \
+			"$WORK/worst_$name" "$WORK/samples_$name"
+	fi
 }
 
 # drop: the oldest month's partition goes whole
