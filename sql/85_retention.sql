@@ -150,6 +150,8 @@ DECLARE
 	attempts_deleted bigint := 0;
 	batches integer := 0;
 	last_id bigint;
+	first_id bigint;
+	next_id bigint;
 	found_n bigint;
 	pause_s float8;
 BEGIN
@@ -223,17 +225,24 @@ BEGIN
 	-- commit, so the purge's WAL reaches the disk in small pieces with
 	-- room for other commits in between.  Each batch continues in id order
 	-- from where the last one stopped (through the primary keys), so no
-	-- batch scans again past the rows deleted before it.
+	-- batch scans again past the rows deleted before it, and deletes the
+	-- batch's id range through the primary key (a join with the batch, or
+	-- id = ANY of its ids, was planned as a scan of the whole partition
+	-- for batches of thousands).  A row archived into that range and
+	-- before the cutoff while the purge runs goes with it, as it should.
 	last_id := 0;
 	LOOP
-		WITH b AS (SELECT x.id, x.created_at FROM @extschema@.notify_history x
-				   WHERE x.created_at < cutoff AND x.id > last_id
-				   ORDER BY x.id LIMIT batch_size),
-			 d AS (DELETE FROM @extschema@.notify_history h USING b
-				   WHERE h.id = b.id AND h.created_at = b.created_at RETURNING h.id)
-		SELECT (SELECT count(*) FROM d), (SELECT max(b.id) FROM b), (SELECT count(*) FROM b)
-		INTO n, last_id, found_n;
-		deleted := deleted + n;
+		SELECT pg_catalog.min(x.id), pg_catalog.max(x.id), pg_catalog.count(*) INTO first_id, next_id, found_n
+		FROM (SELECT h.id FROM @extschema@.notify_history h
+			  WHERE h.created_at < cutoff AND h.id > last_id
+			  ORDER BY h.id LIMIT batch_size) x;
+		IF found_n > 0 THEN
+			DELETE FROM @extschema@.notify_history h
+			WHERE h.id BETWEEN first_id AND next_id AND h.created_at < cutoff;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			deleted := deleted + n;
+			last_id := next_id;
+		END IF;
 		COMMIT;
 		batches := batches + 1;
 		EXIT WHEN found_n < batch_size;
@@ -247,14 +256,17 @@ BEGIN
 	-- notify_attempts_hot, have infinity).
 	last_id := 0;
 	LOOP
-		WITH b AS (SELECT x.id, x.history_created_at FROM @extschema@.notify_attempts x
-				   WHERE x.history_created_at < cutoff AND x.id > last_id
-				   ORDER BY x.id LIMIT batch_size),
-			 d AS (DELETE FROM @extschema@.notify_attempts a USING b
-				   WHERE a.id = b.id AND a.history_created_at = b.history_created_at RETURNING a.id)
-		SELECT (SELECT count(*) FROM d), (SELECT max(b.id) FROM b), (SELECT count(*) FROM b)
-		INTO n, last_id, found_n;
-		attempts_deleted := attempts_deleted + n;
+		SELECT pg_catalog.min(x.id), pg_catalog.max(x.id), pg_catalog.count(*) INTO first_id, next_id, found_n
+		FROM (SELECT a.id FROM @extschema@.notify_attempts a
+			  WHERE a.history_created_at < cutoff AND a.id > last_id
+			  ORDER BY a.id LIMIT batch_size) x;
+		IF found_n > 0 THEN
+			DELETE FROM @extschema@.notify_attempts a
+			WHERE a.id BETWEEN first_id AND next_id AND a.history_created_at < cutoff;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			attempts_deleted := attempts_deleted + n;
+			last_id := next_id;
+		END IF;
 		COMMIT;
 		batches := batches + 1;
 		EXIT WHEN found_n < batch_size;
