@@ -59,7 +59,9 @@
 # Environment: SIZE (10000000), CLIENTS (4), BASELINE (30 s), BATCH
 #   (1000, notify_purge's batch_size), PAUSE (10ms, notify_purge's pause;
 #   ignored by builds without it), COMPARE=1 for the third scenario,
-#   KEEP=1 to keep the cluster, BENCH_PG_BIN to use an installation that
+#   BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
+#   a file system mounted with other options), KEEP=1 to keep the
+#   cluster, BENCH_PG_BIN to use an installation that
 #   has notify (default: build this tree into a private copy;
 #   NOTIFY_REV=<commit> builds that commit, see private_install).
 source "$(dirname "$0")/../scripts/common.sh"
@@ -72,7 +74,7 @@ PAUSE=${PAUSE:-10ms}
 MAX_PURGE=${MAX_PURGE:-1800}	# seconds: give up on a purge after this long
 
 install_packages
-WORK=$(scratch_dir /tmp/notify-bench-purge)
+WORK=$(scratch_dir "${BENCH_DIR:-/tmp/notify-bench-purge}")
 if [ -n "${BENCH_PG_BIN:-}" ]; then
 	PG_BIN=$BENCH_PG_BIN
 else
