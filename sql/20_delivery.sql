@@ -2,8 +2,15 @@
 -- outbox rows.
 
 -- ---- attempts (delivery history) ----
+-- Partitioned by history_created_at: the attempts of notifications still in
+-- the outbox live in notify_attempts_hot (key 'infinity', the default, so
+-- the worker's INSERT need not name it); when notify_archive moves a
+-- notification to notify_history, its attempts move to the partition of the
+-- same month (notify_attempts_YYYY_MM, the bounds of notify_history_YYYY_MM),
+-- so notify_purge drops a month's attempts with its history partition
+-- instead of deleting them row by row (sql/85_retention.sql).
 CREATE TABLE notify_attempts (
-	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id			bigint GENERATED ALWAYS AS IDENTITY,
 	outbox_id	bigint NOT NULL,
 	attempt		integer NOT NULL,
 	started_at	timestamptz NOT NULL,
@@ -15,13 +22,17 @@ CREATE TABLE notify_attempts (
 	enhanced_status text,
 	response_text text,
 	error		text,
-	provider_message_id text
-);
+	provider_message_id text,
+	history_created_at timestamptz NOT NULL DEFAULT 'infinity',
+	CONSTRAINT notify_attempts_pkey PRIMARY KEY (id, history_created_at)
+) PARTITION BY RANGE (history_created_at);
 COMMENT ON TABLE notify_attempts IS
-	'Delivery history: one row per delivery attempt of an outbox row, written by the worker.';
+	'Delivery history: one row per delivery attempt of an outbox row, written by the worker. Partitioned: attempts of notifications in the outbox are in notify_attempts_hot, those of archived ones in notify_attempts_YYYY_MM next to notify_history_YYYY_MM.';
+COMMENT ON CONSTRAINT notify_attempts_pkey ON notify_attempts IS
+	'Identity (a partitioned table''s key must include its partition key; id alone is unique too, it comes from one sequence).';
 COMMENT ON SEQUENCE notify_attempts_id_seq IS 'Generates notify_attempts.id.';
 COMMENT ON COLUMN notify_attempts.id IS 'Identity.';
-COMMENT ON COLUMN notify_attempts.outbox_id IS 'The notify_outbox row attempted.';
+COMMENT ON COLUMN notify_attempts.outbox_id IS 'The notify_outbox row attempted (in notify_history once archived, same id).';
 COMMENT ON COLUMN notify_attempts.attempt IS 'Attempt number of that row, from 1.';
 COMMENT ON COLUMN notify_attempts.started_at IS 'When the worker started the send.';
 COMMENT ON COLUMN notify_attempts.finished_at IS 'When the send ended (accepted, refused, or timed out).';
@@ -32,9 +43,14 @@ COMMENT ON COLUMN notify_attempts.enhanced_status IS 'RFC 3463 enhanced status c
 COMMENT ON COLUMN notify_attempts.response_text IS 'Last reply line of the server.';
 COMMENT ON COLUMN notify_attempts.error IS 'Why the attempt failed, NULL when sent.';
 COMMENT ON COLUMN notify_attempts.provider_message_id IS 'Queue id the server gave the accepted message.';
+COMMENT ON COLUMN notify_attempts.history_created_at IS
+	'Partition key: infinity while the notification is in notify_outbox; its created_at once notify_archive moved it to notify_history (the attempt then sits in the partition of that month).';
+CREATE TABLE notify_attempts_hot PARTITION OF notify_attempts FOR VALUES FROM ('infinity') TO (MAXVALUE);
+COMMENT ON TABLE notify_attempts_hot IS
+	'notify_attempts of notifications still in notify_outbox (history_created_at = infinity); the worker writes here.';
 CREATE INDEX notify_attempts_outbox_idx ON notify_attempts (outbox_id, attempt);
 COMMENT ON INDEX notify_attempts_outbox_idx IS 'Attempts of one outbox row, in order.';
-SELECT pg_catalog.pg_extension_config_dump('notify_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('notify_attempts_hot', '');
 SELECT pg_catalog.pg_extension_config_dump('notify_attempts_id_seq', '');
 
 -- ---- the worker ----

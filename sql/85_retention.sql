@@ -17,7 +17,24 @@ COMMENT ON INDEX notify_history_recipient_idx IS 'Finds a person''s notification
 CREATE INDEX notify_history_message_id_idx ON notify_history (message_id);
 COMMENT ON INDEX notify_history_message_id_idx IS 'Matches bounce and complaint reports to notifications.';
 
--- The partition for the month of ts, created if missing.
+-- The range a monthly partition (of notify_history or notify_attempts)
+-- covers, read from its bound as the server stores it.
+CREATE FUNCTION notify_partition_range(part regclass, OUT lower_bound timestamptz, OUT upper_bound timestamptz)
+LANGUAGE sql STABLE STRICT
+SET search_path = @extschema@, pg_temp
+BEGIN ATOMIC
+	SELECT m[1]::timestamptz, m[2]::timestamptz
+	FROM pg_catalog.pg_class c,
+		 LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+										 'FROM \(''([^'']*)''\) TO \(''([^'']*)''\)') AS m
+	WHERE c.oid = part;
+END;
+COMMENT ON FUNCTION notify_partition_range(regclass) IS
+	'Lower (inclusive) and upper (exclusive) bound of a notify_history or notify_attempts range partition; NULLs for one without both bounds (notify_attempts_hot ends at MAXVALUE).';
+
+-- The partition for the month of ts, created if missing, and next to it the
+-- notify_attempts partition with the same bounds: archived attempts go
+-- there, so one purge drops both.
 CREATE FUNCTION notify_history_partition(ts timestamptz) RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = @extschema@, pg_temp
@@ -25,7 +42,10 @@ AS $$
 DECLARE
 	m timestamptz := date_trunc('month', ts);
 	name text := format('notify_history_%s', to_char(m, 'YYYY_MM'));
+	aname text := format('notify_attempts_%s', to_char(m, 'YYYY_MM'));
 	rel regclass := to_regclass(quote_ident(name));
+	lo timestamptz;
+	hi timestamptz;
 BEGIN
 	IF rel IS NULL THEN
 		EXECUTE format('CREATE TABLE %I PARTITION OF notify_history FOR VALUES FROM (%L) TO (%L)',
@@ -34,11 +54,21 @@ BEGIN
 					   format('notify_history rows created in %s.', to_char(m, 'YYYY-MM')));
 		rel := to_regclass(quote_ident(name));
 	END IF;
+	IF to_regclass(quote_ident(aname)) IS NULL THEN
+		-- exactly the history partition's bounds (which may have been made
+		-- in another time zone than this session's)
+		SELECT r.lower_bound, r.upper_bound INTO lo, hi FROM notify_partition_range(rel) r;
+		EXECUTE format('CREATE TABLE %I PARTITION OF notify_attempts FOR VALUES FROM (%L) TO (%L)',
+					   aname, lo, hi);
+		EXECUTE format('COMMENT ON TABLE %I IS %L', aname,
+					   format('notify_attempts of the notifications in %s (archived in notify_history, created in %s); dropped with it by notify_purge.',
+							  name, to_char(m, 'YYYY-MM')));
+	END IF;
 	RETURN rel;
 END;
 $$;
 COMMENT ON FUNCTION notify_history_partition(timestamptz) IS
-	'Returns the notify_history partition holding the month of ts, creating it if missing.';
+	'Returns the notify_history partition holding the month of ts, creating it if missing, together with the notify_attempts partition of the same bounds (notify_attempts_YYYY_MM) that holds the attempts of its rows.';
 
 CREATE FUNCTION notify_archive(batch_size integer DEFAULT 5000, older_than interval DEFAULT NULL)
 RETURNS bigint
@@ -70,6 +100,9 @@ BEGIN
 		PERFORM notify_history_partition(m);
 	END LOOP;
 
+	-- the rows move to notify_history, their attempts from notify_attempts_hot
+	-- to the partition of their month (an UPDATE of the partition key moves
+	-- the row there)
 	WITH moved AS (
 		DELETE FROM notify_outbox o
 		WHERE o.id IN (SELECT c.id FROM notify_outbox c
@@ -77,14 +110,20 @@ BEGIN
 						 AND c.status IN ('sent', 'failed', 'skipped', 'canceled', 'expired')
 					   ORDER BY c.created_at LIMIT batch_size
 					   FOR UPDATE SKIP LOCKED)
-		RETURNING o.*)
-	INSERT INTO notify_history SELECT * FROM moved;
-	GET DIAGNOSTICS n = ROW_COUNT;
+		RETURNING o.*),
+	archived AS (
+		INSERT INTO notify_history SELECT * FROM moved RETURNING id, created_at),
+	attempts_moved AS (
+		UPDATE notify_attempts t SET history_created_at = a.created_at
+		FROM archived a
+		WHERE t.outbox_id = a.id AND t.history_created_at = 'infinity'
+		RETURNING t.id)
+	SELECT (SELECT count(*) FROM archived) INTO n;
 	RETURN n;
 END;
 $$;
 COMMENT ON FUNCTION notify_archive(integer, interval) IS
-	'Moves up to batch_size finished notifications created more than older_than ago (default notify.archive_after) from notify_outbox to notify_history; returns how many. The worker calls it every notify.archive_interval.';
+	'Moves up to batch_size finished notifications created more than older_than ago (default notify.archive_after) from notify_outbox to notify_history, and their attempts from notify_attempts_hot to the notify_attempts partition of the same month; returns how many notifications. The worker calls it every notify.archive_interval.';
 
 -- All notifications, hot and archived, for questions about the past.
 CREATE VIEW notify_all AS
@@ -94,7 +133,8 @@ CREATE VIEW notify_all AS
 COMMENT ON VIEW notify_all IS
 	'Every notification: the hot outbox and the archived history.';
 
-CREATE PROCEDURE notify_purge(older_than interval, batch_size integer DEFAULT 10000)
+CREATE PROCEDURE notify_purge(older_than interval, batch_size integer DEFAULT 1000,
+							  pause interval DEFAULT '10ms')
 LANGUAGE plpgsql
 -- no SET search_path: a procedure with SET clauses cannot COMMIT, so the
 -- body names everything with its schema
@@ -108,8 +148,12 @@ DECLARE
 	done boolean;
 	deleted bigint := 0;
 	attempts_deleted bigint := 0;
+	batches integer := 0;
 	last_id bigint;
+	first_id bigint;
+	next_id bigint;
 	found_n bigint;
+	pause_s float8;
 BEGIN
 	IF older_than IS NULL THEN
 		RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -118,90 +162,127 @@ BEGIN
 		RAISE EXCEPTION 'older_than must be a positive interval, not %', older_than
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF batch_size IS NULL OR batch_size < 1 THEN
-		RAISE EXCEPTION 'batch_size must be a positive integer' USING ERRCODE = 'invalid_parameter_value';
+	IF batch_size IS NULL THEN
+		RAISE EXCEPTION 'batch_size must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	IF batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be a positive integer, not %', batch_size
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF pause IS NULL THEN
+		RAISE EXCEPTION 'pause must not be null (use interval ''0'' for none)' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF pause < interval '0' OR pause > interval '1 minute' THEN
+		RAISE EXCEPTION 'pause must be between 0 and 1 minute, not %', pause
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	pause_s := extract(epoch FROM pause);
 	cutoff := now() - older_than;
 
-	-- Whole months older than the cutoff: drop their partitions.  DROP
-	-- needs an ACCESS EXCLUSIVE lock on notify_history (not on the outbox:
-	-- enqueues never wait for it), and while it waits for one, everyone
-	-- else who wants notify_history (the worker's archiving, readers of
-	-- notify_all) waits behind it.  So each try waits at most 50 ms for the
-	-- lock; after 10 tries the partition's rows are deleted in batches
-	-- below instead, and the empty partition goes at the next purge.
+	-- Whole months older than the cutoff: drop their partitions, the
+	-- history's and the attempts' of the same bounds together, in one
+	-- transaction.  DROP needs an ACCESS EXCLUSIVE lock on notify_history
+	-- and notify_attempts (not on the outbox: enqueues never wait for it),
+	-- and while it waits for one, everyone else who wants them (the
+	-- worker's archiving and recording of attempts, readers of notify_all)
+	-- waits behind it.  So each try waits at most 50 ms for the locks;
+	-- after 10 tries the month's rows are deleted in batches below instead,
+	-- and the empty partitions go at the next purge.
 	FOR p IN
-		SELECT c.oid::regclass AS part,
-			   to_timestamp(pg_catalog.substring(c.relname, '(\d{4}_\d{2})$'), 'YYYY_MM') AS month
+		SELECT pg_catalog.string_agg(c.oid::regclass::text, ', ' ORDER BY i.inhparent::regclass::text DESC) AS parts,
+			   max(r.upper_bound) AS upper_bound
 		FROM pg_catalog.pg_inherits i
 		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = '@extschema@.notify_history'::regclass
-		ORDER BY 2
+		CROSS JOIN LATERAL @extschema@.notify_partition_range(c.oid) r
+		WHERE i.inhparent IN ('@extschema@.notify_history'::regclass, '@extschema@.notify_attempts'::regclass)
+		  AND r.upper_bound IS NOT NULL
+		GROUP BY r.lower_bound, r.upper_bound
+		HAVING r.upper_bound <= cutoff
+		ORDER BY r.lower_bound
 	LOOP
-		IF p.month + interval '1 month' <= cutoff THEN
-			FOR try IN 1 .. 10 LOOP
-				BEGIN
-					PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
-					EXECUTE format('DROP TABLE %s', p.part);
-					done := true;
-				EXCEPTION WHEN lock_not_available THEN
-					done := false;
-				END;
-				COMMIT;
-				EXIT WHEN done;
-				PERFORM pg_catalog.pg_sleep(0.1 * try);
-			END LOOP;
-			IF done THEN
-				dropped := dropped + 1;
-			ELSE
-				busy := busy + 1;
-			END IF;
+		FOR try IN 1 .. 10 LOOP
+			BEGIN
+				PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
+				EXECUTE format('DROP TABLE %s', p.parts);
+				done := true;
+			EXCEPTION WHEN lock_not_available THEN
+				done := false;
+			END;
+			COMMIT;
+			EXIT WHEN done;
+			PERFORM pg_catalog.pg_sleep(0.1 * try);
+		END LOOP;
+		IF done THEN
+			dropped := dropped + 1;
+			PERFORM pg_catalog.pg_sleep(pause_s);
+		ELSE
+			busy := busy + 1;
 		END IF;
 	END LOOP;
 
-	-- The month the cutoff falls in (and any partition that stayed busy):
-	-- delete in batches, committing between them.  Each batch continues in
-	-- id order from where the last one stopped (through the primary keys),
-	-- so no batch scans again past the rows deleted before it.
+	-- The month the cutoff falls in (and any month that stayed busy):
+	-- delete in batches, committing between them and pausing after each
+	-- commit, so the purge's WAL reaches the disk in small pieces with
+	-- room for other commits in between.  Each batch continues in id order
+	-- from where the last one stopped (through the primary keys), so no
+	-- batch scans again past the rows deleted before it, and deletes the
+	-- batch's id range through the primary key (a join with the batch, or
+	-- id = ANY of its ids, was planned as a scan of the whole partition
+	-- for batches of thousands).  A row archived into that range and
+	-- before the cutoff while the purge runs goes with it, as it should.
 	last_id := 0;
 	LOOP
-		WITH b AS (SELECT x.id, x.created_at FROM @extschema@.notify_history x
-				   WHERE x.created_at < cutoff AND x.id > last_id
-				   ORDER BY x.id LIMIT batch_size),
-			 d AS (DELETE FROM @extschema@.notify_history h USING b
-				   WHERE h.id = b.id AND h.created_at = b.created_at RETURNING h.id)
-		SELECT (SELECT count(*) FROM d), (SELECT max(b.id) FROM b), (SELECT count(*) FROM b)
-		INTO n, last_id, found_n;
-		deleted := deleted + n;
+		SELECT pg_catalog.min(x.id), pg_catalog.max(x.id), pg_catalog.count(*) INTO first_id, next_id, found_n
+		FROM (SELECT h.id FROM @extschema@.notify_history h
+			  WHERE h.created_at < cutoff AND h.id > last_id
+			  ORDER BY h.id LIMIT batch_size) x;
+		IF found_n > 0 THEN
+			DELETE FROM @extschema@.notify_history h
+			WHERE h.id BETWEEN first_id AND next_id AND h.created_at < cutoff;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			deleted := deleted + n;
+			last_id := next_id;
+		END IF;
 		COMMIT;
+		batches := batches + 1;
 		EXIT WHEN found_n < batch_size;
+		PERFORM pg_catalog.pg_sleep(pause_s);
 	END LOOP;
 
-	-- attempts of purged notifications (by age: an attempt ends after its
-	-- row was created), in id order the same way
+	-- Their attempts: an archived attempt carries its notification's
+	-- created_at (history_created_at), so those before the cutoff are
+	-- exactly the attempts of purged notifications; only the partitions
+	-- below the cutoff are read (attempts of the outbox, in
+	-- notify_attempts_hot, have infinity).
 	last_id := 0;
 	LOOP
-		WITH b AS (SELECT x.id FROM @extschema@.notify_attempts x
-				   WHERE x.finished_at < cutoff AND x.id > last_id
-					 AND NOT EXISTS (SELECT 1 FROM @extschema@.notify_outbox o WHERE o.id = x.outbox_id)
-				   ORDER BY x.id LIMIT batch_size),
-			 d AS (DELETE FROM @extschema@.notify_attempts a USING b WHERE a.id = b.id RETURNING a.id)
-		SELECT (SELECT count(*) FROM d), (SELECT max(b.id) FROM b), (SELECT count(*) FROM b)
-		INTO n, last_id, found_n;
-		attempts_deleted := attempts_deleted + n;
+		SELECT pg_catalog.min(x.id), pg_catalog.max(x.id), pg_catalog.count(*) INTO first_id, next_id, found_n
+		FROM (SELECT a.id FROM @extschema@.notify_attempts a
+			  WHERE a.history_created_at < cutoff AND a.id > last_id
+			  ORDER BY a.id LIMIT batch_size) x;
+		IF found_n > 0 THEN
+			DELETE FROM @extschema@.notify_attempts a
+			WHERE a.id BETWEEN first_id AND next_id AND a.history_created_at < cutoff;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			attempts_deleted := attempts_deleted + n;
+			last_id := next_id;
+		END IF;
 		COMMIT;
+		batches := batches + 1;
 		EXIT WHEN found_n < batch_size;
+		PERFORM pg_catalog.pg_sleep(pause_s);
 	END LOOP;
 
 	PERFORM @extschema@.notify_audit('purged', 'history',
 		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
+						   'batch_size', batch_size, 'pause', pause::text, 'batches', batches,
 						   'partitions_dropped', dropped, 'partitions_busy', busy, 'rows_deleted', deleted,
 						   'attempts_deleted', attempts_deleted));
 	COMMIT;
 END;
 $$;
-COMMENT ON PROCEDURE notify_purge(interval, integer) IS
-	'Deletes archived notifications (and their attempts) created more than older_than ago: whole months by dropping their partitions (waiting at most 50 ms at a time for the lock; a partition still busy after 10 tries is emptied in batches instead), the rest in batches in id order with a COMMIT after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
+COMMENT ON PROCEDURE notify_purge(interval, integer, interval) IS
+	'Deletes archived notifications and their attempts created more than older_than ago: whole months by dropping their notify_history and notify_attempts partitions together (waiting at most 50 ms at a time for the locks; a month still busy after 10 tries is emptied in batches instead), the rest in batches of batch_size in id order with a COMMIT and a sleep of pause after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
 
 -- The hashed form of an address, as kept after notify_forget_recipient.
 CREATE FUNCTION notify_address_hash(address text) RETURNS text

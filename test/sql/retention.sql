@@ -36,6 +36,31 @@ SELECT count(*) AS all_rows FROM notify_all;
 -- an archived row keeps its id, dedup key and attempts
 SELECT count(*) AS attempts_still_joined
 FROM notify_all a JOIN notify_attempts t ON t.outbox_id = a.id WHERE a.dedup_key LIKE 'old:%';
+-- its attempts moved with it: out of notify_attempts_hot into the partition
+-- of the notification's month, keyed by its created_at
+SELECT tableoid::regclass AS attempts_partition, count(*) FROM notify_attempts GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS attempts_beside_their_notification
+FROM notify_history h JOIN notify_attempts t ON t.outbox_id = h.id
+WHERE t.history_created_at = h.created_at
+  AND substr(t.tableoid::regclass::text, 17) = substr(h.tableoid::regclass::text, 16);
+SELECT c.relname, r.lower_bound = h.lower_bound AND r.upper_bound = h.upper_bound AS same_bounds,
+       obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+CROSS JOIN LATERAL notify_partition_range(c.oid) r
+LEFT JOIN LATERAL notify_partition_range(to_regclass(replace(c.relname, 'attempts', 'history'))) h ON true
+WHERE i.inhparent = 'notify_attempts'::regclass ORDER BY 1;
+-- a failure of an archived notification still shows in notify_failures
+INSERT INTO notify_outbox (template_key, recipient, status, created_at, last_error)
+VALUES ('notify.message', 'bounced@example.com', 'failed', timestamptz '2026-03-20 12:00+00', 'smtp: 550 5.1.1 no such user');
+INSERT INTO notify_attempts (outbox_id, attempt, started_at, finished_at, outcome, response_code, error, response_text)
+SELECT id, 1, now() - interval '1 hour', now() - interval '1 hour', 'permanent', 550, 'smtp: 550 5.1.1 no such user',
+       '550 5.1.1 <bounced@example.com> no such user'
+FROM notify_outbox WHERE recipient = 'bounced@example.com';
+SELECT notify_archive(20, interval '1 day') AS moved;
+SELECT h.status, h.tableoid::regclass AS history_partition, t.tableoid::regclass AS attempts_partition
+FROM notify_history h JOIN notify_attempts t ON t.outbox_id = h.id WHERE h.recipient = 'bounced@example.com';
+SELECT attempts, permanent, messages FROM notify_failures;
+SELECT count(*) AS hot_attempts FROM notify_attempts_hot;
 
 -- bad arguments
 SELECT pg_temp.try($$SELECT notify_archive(0)$$);
@@ -43,14 +68,31 @@ SELECT pg_temp.try($$SELECT notify_archive(10, interval '-1 day')$$);
 SELECT pg_temp.try($$CALL notify_purge(NULL)$$);
 SELECT pg_temp.try($$CALL notify_purge(interval '-1 day')$$);
 SELECT pg_temp.try($$CALL notify_purge(interval '0')$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', 0)$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', NULL)$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', pause => NULL)$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', pause => interval '-1 second')$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', 100, interval '2 minutes')$$);
 
 -- purge everything created before 2026-02-20 (run outside a transaction block)
 \set cutoff_age `echo "$(( ($(date +%s) - $(date -d '2026-02-20 12:00 UTC' +%s)) / 86400 )) days"`
-CALL notify_purge(:'cutoff_age'::interval);
+-- in batches of 3 without a pause: January's partitions (history and
+-- attempts) are dropped, February's 10 rows and 10 attempts deleted in
+-- 4 + 4 batches
+CALL notify_purge(:'cutoff_age'::interval, 3, interval '0');
 SELECT tableoid::regclass AS partition, count(*), min(created_at) >= '2026-02-20' AS after_cutoff
 FROM notify_history GROUP BY 1 ORDER BY 1;
-SELECT count(*) AS attempts_left FROM notify_attempts;
-SELECT action, detail ->> 'partitions_dropped' AS dropped, detail ->> 'partitions_busy' AS busy
+SELECT tableoid::regclass AS attempts_partition, count(*), min(history_created_at) >= '2026-02-20' AS after_cutoff
+FROM notify_attempts GROUP BY 1 ORDER BY 1;
+SELECT to_regclass('notify_history_2026_01') AS history_jan, to_regclass('notify_attempts_2026_01') AS attempts_jan;
+SELECT c.relname AS attempts_partitions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'notify_attempts'::regclass ORDER BY 1;
+-- every attempt left belongs to a notification that is left
+SELECT count(*) AS attempts_left, count(*) FILTER (WHERE a.id IS NULL) AS orphans
+FROM notify_attempts t LEFT JOIN notify_all a ON a.id = t.outbox_id;
+SELECT action, detail ->> 'partitions_dropped' AS dropped, detail ->> 'partitions_busy' AS busy,
+       detail ->> 'rows_deleted' AS rows_deleted, detail ->> 'attempts_deleted' AS attempts_deleted,
+       detail ->> 'batches' AS batches, detail ->> 'batch_size' AS batch_size
 FROM notify_audit_log WHERE action = 'purged';
 
 -- erasure request
@@ -59,7 +101,18 @@ SELECT notify_set_preference('forget.me@example.com', 'marketing', true);
 INSERT INTO notify_outbox (template_key, recipient, status, payload, metadata)
 VALUES ('notify.message', 'forget.me@example.com', 'pending', '{"subject": "secret plan"}', '{"tenant": "acme"}'),
        ('notify.message', 'forget.me@example.com', 'sent', '{"subject": "old news"}', '{}');
+-- and an archived one, whose attempt quotes the address
+INSERT INTO notify_outbox (template_key, recipient, status, payload, created_at)
+VALUES ('notify.message', 'forget.me@example.com', 'sent', '{"subject": "older news"}', timestamptz '2026-03-25 12:00+00');
+INSERT INTO notify_attempts (outbox_id, attempt, started_at, finished_at, outcome, response_text)
+SELECT id, 1, created_at, created_at, 'sent', '250 ok <forget.me@example.com>'
+FROM notify_outbox WHERE created_at < now() - interval '1 day' AND recipient = 'forget.me@example.com';
+SELECT notify_archive(20, interval '1 day') AS moved;
 SELECT notify_forget_recipient('forget.me@EXAMPLE.com');
+SELECT count(*) AS attempts_quoting_them FROM notify_attempts WHERE response_text ILIKE '%forget.me%';
+SELECT count(*) AS archived_attempts_anonymised
+FROM notify_history h JOIN notify_attempts t ON t.outbox_id = h.id
+WHERE h.recipient LIKE 'forgotten-%' AND t.response_text IS NULL AND t.history_created_at = h.created_at;
 SELECT count(*) AS rows_naming_them FROM notify_all WHERE recipient ILIKE '%forget.me%';
 SELECT status, recipient LIKE 'forgotten-%@invalid' AS anonymised, payload, metadata
 FROM notify_outbox WHERE recipient LIKE 'forgotten-%' ORDER BY status;

@@ -2,7 +2,8 @@
 # (a long read of notify_all) is not waited for: the purge tries the DROP
 # with a 50 ms lock timeout, gives up after 10 tries, deletes that month's
 # rows in batches instead and says so in the audit log; the next purge,
-# with the partition free, drops it.  Enqueues go on all the while: the
+# with the partition free, drops it, and the month's attempts partition
+# (notify_attempts_YYYY_MM) with it.  Enqueues go on all the while: the
 # purge never holds a lock they wait for.
 use strict;
 use warnings;
@@ -16,7 +17,9 @@ my $node = NotifyTest::Node->new('purge_locks',
 	conf => { 'notify.archive_interval' => '0', log_lock_waits => 'on' });
 
 # two old months of history, 300 rows each, one attempt per row (ids past
-# those the outbox will hand out: archived rows keep their outbox ids)
+# those the outbox will hand out: archived rows keep their outbox ids), the
+# attempts where notify_archive puts them: in the notify_attempts partition
+# of their notification's month (history_created_at = its created_at)
 $node->safe_psql('postgres', q{
 	SELECT notify_history_partition(date_trunc('month', now()) - interval '3 months');
 	SELECT notify_history_partition(date_trunc('month', now()) - interval '2 months');
@@ -25,11 +28,14 @@ $node->safe_psql('postgres', q{
 	FROM generate_series(1, 600) g,
 		 LATERAL (SELECT date_trunc('month', now()) - interval '3 months'
 						 + CASE WHEN g > 300 THEN interval '1 month' ELSE interval '0' END + interval '1 hour' AS t) x;
-	INSERT INTO notify_attempts (outbox_id, attempt, started_at, finished_at, outcome)
-	SELECT id, 1, created_at, created_at + interval '1 s', 'sent' FROM notify_history;
+	INSERT INTO notify_attempts (outbox_id, attempt, started_at, finished_at, outcome, history_created_at)
+	SELECT id, 1, created_at, created_at + interval '1 s', 'sent', created_at FROM notify_history;
 });
 my $oldest = $node->safe_psql('postgres',
 	q{SELECT notify_history_partition(date_trunc('month', now()) - interval '3 months')});
+(my $oldest_attempts = $oldest) =~ s/notify_history_/notify_attempts_/;
+is($node->safe_psql('postgres', qq{SELECT count(*) FROM $oldest_attempts}), '300',
+	"the oldest month's attempts are in $oldest_attempts");
 
 # a reader holds the oldest partition (ACCESS SHARE, as any query on notify_all does)
 my $reader = $node->background_psql('postgres');
@@ -62,6 +68,9 @@ is($node->safe_psql('postgres',
 		  FROM notify_audit_log WHERE action = 'purged' ORDER BY id DESC LIMIT 1}),
 	'0 1 300 300', 'audited: partition busy, its 300 rows and their attempts deleted in batches instead');
 is($node->safe_psql('postgres', "SELECT count(*) FROM $oldest"), '0', 'the busy partition is empty');
+is($node->safe_psql('postgres', "SELECT count(*) FROM $oldest_attempts"), '0', 'and so is its attempts partition');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM notify_attempts WHERE history_created_at < 'infinity'}), '300',
+	"the next month's attempts are untouched");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM notify_history}), '300', 'the next month is untouched');
 is($reader->query_safe('SELECT 1'), '1', 'the reader was not disturbed');
 $reader->query_safe('COMMIT');
@@ -72,7 +81,21 @@ is($node->safe_psql('postgres',
 		q{SELECT format('%s %s %s', detail ->> 'partitions_dropped', detail ->> 'partitions_busy', detail ->> 'rows_deleted')
 		  FROM notify_audit_log WHERE action = 'purged' ORDER BY id DESC LIMIT 1}),
 	'1 0 0', 'the next purge drops the empty partition');
-is($node->safe_psql('postgres', "SELECT to_regclass('$oldest') IS NULL"), 't', 'it is gone');
+is($node->safe_psql('postgres', "SELECT to_regclass('$oldest') IS NULL AND to_regclass('$oldest_attempts') IS NULL"),
+	't', 'it is gone, and its attempts partition with it');
+
+# nothing holds the next month: its history and attempts partitions go
+# together, no row is deleted one by one
+$node->safe_psql('postgres', q{CALL notify_purge(now() - (date_trunc('month', now()) - interval '1 month'))});
+is($node->safe_psql('postgres',
+		q{SELECT format('%s %s %s %s', detail ->> 'partitions_dropped', detail ->> 'partitions_busy',
+						detail ->> 'rows_deleted', detail ->> 'attempts_deleted')
+		  FROM notify_audit_log WHERE action = 'purged' ORDER BY id DESC LIMIT 1}),
+	'1 0 0 0', 'the second month: one pair of partitions dropped, no row deleted');
+is($node->safe_psql('postgres', q{
+		SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent IN ('notify_history'::regclass, 'notify_attempts'::regclass)}),
+	'notify_attempts_hot', 'only the outbox\'s attempts partition is left');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM notify_outbox WHERE dedup_key LIKE 'purge-locks:%'}),
 	'20', 'all 20 enqueued');
 
