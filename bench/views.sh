@@ -190,7 +190,8 @@ describe() {
 	echo "$1: $("${PSQL[@]}" -d "$1" -Atc "SELECT format('%s outbox rows, %s attempts; outbox %s + indexes %s, attempts %s + indexes %s',
 		(SELECT count(*) FROM notify_outbox), (SELECT count(*) FROM notify_attempts),
 		pg_size_pretty(pg_table_size('notify_outbox')), pg_size_pretty(pg_indexes_size('notify_outbox')),
-		pg_size_pretty(pg_table_size('notify_attempts')), pg_size_pretty(pg_indexes_size('notify_attempts')))")"
+		(SELECT pg_size_pretty(sum(pg_table_size(relid))) FROM pg_partition_tree('notify_attempts')),
+		(SELECT pg_size_pretty(sum(pg_indexes_size(relid))) FROM pg_partition_tree('notify_attempts')))")"
 }
 
 say "loading: big's $((SIZE_BIG - SIZE_SMALL)) rows of history"
