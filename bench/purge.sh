@@ -62,7 +62,8 @@
 # Environment: SIZE (10000000), CLIENTS (4), BASELINE (30 s), BATCH
 #   (1000, notify_purge's batch_size), PAUSE (10ms, notify_purge's pause;
 #   ignored by builds without it), COMPARE=1 for the third scenario,
-#   BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
+#   EXTRA_CONF (postgresql.conf lines to add, e.g. "backend_flush_after =
+#   256kB"), BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
 #   a file system mounted with other options), KEEP=1 to keep the
 #   cluster, BENCH_PG_BIN to use an installation that
 #   has notify (default: build this tree into a private copy;
@@ -128,6 +129,8 @@ log_lock_waits = on
 deadlock_timeout = 100ms
 track_wal_io_timing = on
 CONF
+# EXTRA_CONF: more postgresql.conf lines, e.g. "backend_flush_after = 256kB"
+[ -n "${EXTRA_CONF:-}" ] && printf '%s\n' "$EXTRA_CONF" >>"$DATA/postgresql.conf"
 export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
 PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
 q() { "${PSQL[@]}" -d bench -Atc "$1"; }
