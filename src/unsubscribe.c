@@ -128,7 +128,7 @@ static bool decide_callback_registered = false;
  * decide_rels_invalidate then empties the cache.  Misses read the latest
  * committed row (not the caller's snapshot): a row read with an older
  * snapshot could be cached after the invalidation that made it stale, and
- * stay.  lookup_generation counts invalidations; a row read while one
+ * stay.  Every invalidation clears lookup_valid: a row read while one
  * arrived is used but not kept.
  */
 #define LOOKUP_CACHE_MAX	64		/* entries; beyond that, misses probe */
@@ -151,8 +151,7 @@ typedef struct LookupEntry
 static MemoryContext lookup_cxt = NULL;
 static LookupEntry lookup_cache[LOOKUP_CACHE_MAX];
 static int	lookup_count = 0;
-static uint64 lookup_generation = 0;
-static uint64 lookup_filled_generation = 0;
+static bool lookup_valid = false;	/* the cache's entries are current */
 
 /* what a token says */
 typedef struct TokenFields
@@ -259,7 +258,7 @@ decide_rels_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || !decide_rels.valid ||
 		relid == decide_rels.categories || relid == decide_rels.channels)
-		lookup_generation++;
+		lookup_valid = false;
 	if (!decide_rels.valid)
 		return;
 	if (relid == InvalidOid ||
@@ -350,7 +349,7 @@ decide_rels_get(Oid nsp)
 	r.pref_opted_in = decide_attnum(r.preferences, "opted_in");
 	r.valid = true;
 	decide_rels = r;
-	lookup_generation++;
+	lookup_valid = false;
 	return &decide_rels;
 }
 
@@ -366,12 +365,12 @@ lookup_cached(bool is_channel, text *name)
 	const char *s = VARDATA_ANY(name);
 	int			len = VARSIZE_ANY_EXHDR(name);
 
-	if (lookup_filled_generation != lookup_generation)
+	if (!lookup_valid)
 	{
 		if (lookup_cxt != NULL)
 			MemoryContextReset(lookup_cxt);
 		lookup_count = 0;
-		lookup_filled_generation = lookup_generation;
+		lookup_valid = true;
 		return NULL;
 	}
 	for (int i = 0; i < lookup_count; i++)
@@ -386,17 +385,16 @@ lookup_cached(bool is_channel, text *name)
 
 /*
  * lookup_keep
- *		Copies e into the cache if nothing was invalidated since generation
- *		(the value of lookup_generation before the row was read) and there
- *		is room.
+ *		Copies e into the cache if nothing was invalidated since the cache
+ *		was checked (lookup_cached), that is while e was read, and there is
+ *		room.
  */
 static void
-lookup_keep(const LookupEntry *e, uint64 generation)
+lookup_keep(const LookupEntry *e)
 {
 	LookupEntry *c;
 
-	if (generation != lookup_generation || lookup_filled_generation != lookup_generation ||
-		lookup_count >= LOOKUP_CACHE_MAX)
+	if (!lookup_valid || lookup_count >= LOOKUP_CACHE_MAX)
 		return;
 	if (lookup_cxt == NULL)
 		lookup_cxt = AllocSetContextCreate(CacheMemoryContext, "notify channels and categories",
@@ -541,7 +539,6 @@ static const LookupEntry *
 lookup_entry(const DecideRels *r, bool is_channel, text *name, LookupEntry *scratch)
 {
 	LookupEntry *hit = lookup_cached(is_channel, name);
-	uint64		generation = lookup_generation;
 	Relation	rel;
 	TupleDesc	desc;
 	SysScanDesc scan;
@@ -589,7 +586,7 @@ lookup_entry(const DecideRels *r, bool is_channel, text *name, LookupEntry *scra
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, NoLock);
-	lookup_keep(scratch, generation);
+	lookup_keep(scratch);
 	return scratch;
 }
 

@@ -44,20 +44,22 @@ $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(defined NotifyTest::Node::wait_for($node, 'SHOW notify.sandbox', 'on', 10), 'sandbox mode on');
 sleep 0.5;	# the worker reloads at its next wake-up: the reload signal
 $node->safe_psql('postgres', q{
-CREATE PROCEDURE trickle(n integer) LANGUAGE plpgsql AS $$
+-- n commits of one enqueue each, to prefix || i || '@example.com', pause
+-- seconds apart
+CREATE PROCEDURE trickle(prefix text, n integer, pause float8) LANGUAGE plpgsql AS $$
 BEGIN
 	FOR i IN 1 .. n LOOP
-		PERFORM notify_enqueue('notify.message', 'trickle' || i || '@example.com',
+		PERFORM notify_enqueue('notify.message', prefix || i || '@example.com',
 			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
 		COMMIT;
-		PERFORM pg_sleep(0.002);
+		PERFORM pg_sleep(pause);
 	END LOOP;
 END;
 $$});
 
 my $n = 60;
 my $xid0 = $node->safe_psql('postgres', 'SELECT txid_current()');
-$node->safe_psql('postgres', "CALL trickle($n)");
+$node->safe_psql('postgres', "CALL trickle('trickle', $n, 0.002)");
 ok(defined NotifyTest::Node::wait_for($node,
 		q{SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'trickle%' AND status = 'sent'}, "$n", 30),
 	"all $n trickled messages are recorded sent");
@@ -95,20 +97,9 @@ $node->safe_psql('postgres', q{ALTER SYSTEM SET notify.claim_delay = '100ms'});
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(defined NotifyTest::Node::wait_for($node, 'SHOW notify.claim_delay', '100ms', 10), 'claim delay 100 ms');
 sleep 0.5;
-$node->safe_psql('postgres', q{
-CREATE PROCEDURE paced(n integer) LANGUAGE plpgsql AS $$
-BEGIN
-	FOR i IN 1 .. n LOOP
-		PERFORM notify_enqueue('notify.message', 'paced' || i || '@example.com',
-			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
-		COMMIT;
-		PERFORM pg_sleep(0.003);
-	END LOOP;
-END;
-$$});
 my $m = 40;
 my $c0 = claims();
-$node->safe_psql('postgres', "CALL paced($m)");
+$node->safe_psql('postgres', "CALL trickle('paced', $m, 0.003)");
 ok(defined NotifyTest::Node::wait_for($node,
 		q{SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'paced%' AND status = 'sent'}, "$m", 30),
 	"all $m paced messages are recorded sent");
