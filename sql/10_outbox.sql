@@ -171,7 +171,8 @@ COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (te
 -- that notify_backlog is an index-only scan of the two (no index of its own).
 -- Unique where set: rows without a key have no entry (a UNIQUE constraint
 -- would index their NULLs too, and take a new entry at each of their
--- updates).  notify_enqueue names it through ON CONFLICT's inference.
+-- updates).  notify_enqueue (src/outbox.c) finds it as ON CONFLICT
+-- (dedup_key) WHERE dedup_key IS NOT NULL would infer it.
 CREATE UNIQUE INDEX notify_outbox_dedup_key_key ON notify_outbox (dedup_key)
 	WHERE dedup_key IS NOT NULL;
 COMMENT ON INDEX notify_outbox_dedup_key_key IS 'Idempotency: one row per dedup_key (rows without one are not in it).';
@@ -231,9 +232,10 @@ AS 'MODULE_PATHNAME', 'notify_enqueue';
 -- version and locale (email needs a template; other kinds use one when the
 -- key has one), the category, then preferences and suppressions
 -- (notify_decide: a message that must not go out is stored skipped, with
--- the reason, and audited), and inserts with ON CONFLICT (dedup_key) WHERE
--- dedup_key IS NOT NULL DO NOTHING; a key that exists returns the
--- existing row's id and is audited as deduplicated.
+-- the reason, and audited), and inserts the row as INSERT ... ON CONFLICT
+-- (dedup_key) DO NOTHING would, without an executor statement
+-- (src/outbox.c); a key that exists returns the existing row's id and is
+-- audited as deduplicated.
 COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb, timestamptz) IS
 	'Enqueues one notification in the caller''s transaction and returns its outbox id; with a dedup_key already present, returns the existing id and adds nothing.';
 

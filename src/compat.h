@@ -58,4 +58,13 @@ typedef int NotifyProcNumber;
 #define notify_process_notify_interrupt() ProcessNotifyInterrupt()
 #endif
 
+/* index_insert grew an "indexUnchanged" hint in 14. */
+#if PG_VERSION_NUM >= 140000
+#define notify_index_insert(irel, values, isnull, tid, heaprel, check, info) \
+	index_insert((irel), (values), (isnull), (tid), (heaprel), (check), false, (info))
+#else
+#define notify_index_insert(irel, values, isnull, tid, heaprel, check, info) \
+	index_insert((irel), (values), (isnull), (tid), (heaprel), (check), (info))
+#endif
+
 #endif							/* NOTIFY_COMPAT_H */

@@ -8,22 +8,20 @@
  * transaction that notifies, so it is C.  The checks read the channel, the
  * category, suppressions and preferences through their indexes directly
  * (unsubscribe.c) and the template through the per-process resolution
- * cache (template.c); the one executor statement is the INSERT ... ON
- * CONFLICT into notify_outbox, a plan kept for the life of the process.
+ * cache (template.c); the row goes into notify_outbox through outbox.c,
+ * which does what INSERT ... ON CONFLICT (dedup_key) DO NOTHING does
+ * without paying for an executor statement per call.
  *
  * The SQL declaration is SECURITY DEFINER with a pinned search_path, so
- * this runs as the extension's owner and every name in the kept plans is
- * schema-qualified with the function's own schema.
+ * this runs as the extension's owner; the two audit statements (a skipped
+ * row, a dedup hit) are kept plans whose names are all schema-qualified.
  *
- * Dedup: the INSERT names the unique constraint on dedup_key with ON
- * CONFLICT DO NOTHING, so two concurrent enqueues with one key never both
- * insert and neither fails: the second waits for the first to commit or
- * abort.  When nothing was inserted, a new statement (and so, in READ
- * COMMITTED, a new snapshot) reads the existing row's id; a row removed
- * meanwhile sends us round again.
+ * Dedup: two concurrent enqueues with one key never both insert and
+ * neither fails: the second waits for the first to commit or abort, then
+ * returns the first one's id or inserts (outbox.c).
  *
- * The COMMIT wake-up comes from the statement trigger on notify_outbox
- * (wakeup.c), as for any other INSERT.
+ * The COMMIT wake-up is set by outbox.c (wakeup.c), as the statement
+ * trigger on notify_outbox does for any other INSERT.
  *
  *-------------------------------------------------------------------------
  */
@@ -48,10 +46,8 @@
 #define DEDUP_KEY_MAXLEN	256
 #define URL_MAXLEN			2048
 
-/* the kept statements, for the schema they were prepared in */
+/* the kept audit statements, for the schema they were prepared in */
 static Oid	plans_nsp = InvalidOid;
-static SPIPlanPtr insert_plan = NULL;
-static SPIPlanPtr existing_plan = NULL;
 static SPIPlanPtr audit_skipped_plan = NULL;
 static SPIPlanPtr audit_dedup_plan = NULL;
 
@@ -192,50 +188,29 @@ keep(const char *sql, int nargs, Oid *types)
 	return plan;
 }
 
-/* Prepare the statements for schema nsp, unless that was done. */
+/* Prepare the audit statements for schema nsp, unless that was done. */
 static void
 prepare_plans(Oid nsp)
 {
 	const char *s;
-	Oid			insert_types[16] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, JSONBOID, INT4OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTOID};
-	Oid			existing_types[1] = {TEXTOID};
 	Oid			skipped_types[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Oid			dedup_types[3] = {INT8OID, TEXTOID, TEXTOID};
 
-	if (plans_nsp == nsp && insert_plan != NULL)
+	if (plans_nsp == nsp && audit_skipped_plan != NULL)
 		return;
-	if (insert_plan)
-		SPI_freeplan(insert_plan);
-	if (existing_plan)
-		SPI_freeplan(existing_plan);
 	if (audit_skipped_plan)
 		SPI_freeplan(audit_skipped_plan);
 	if (audit_dedup_plan)
 		SPI_freeplan(audit_dedup_plan);
-	insert_plan = existing_plan = audit_skipped_plan = audit_dedup_plan = NULL;
+	audit_skipped_plan = audit_dedup_plan = NULL;
 	plans_nsp = InvalidOid;
 
 	s = quote_identifier(get_namespace_name(nsp));
-	insert_plan = keep(psprintf(
-								"INSERT INTO %s.notify_outbox AS o"
-								" (dedup_key, template_key, template_version, locale, channel, category,"
-								"  recipient, payload, priority, max_attempts, send_at, expires_at,"
-								"  next_attempt_at, actor, metadata, status, skip_reason)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11,"
-								"  $13, $14, $15, $16)"
-								" ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
-								" RETURNING o.id", s),
-					   16, insert_types);
-	existing_plan = keep(psprintf("SELECT o.id FROM %s.notify_outbox o"
-								  " WHERE o.dedup_key OPERATOR(pg_catalog.=) $1", s),
-						 1, existing_types);
-	audit_skipped_plan = keep(psprintf("SELECT %s.notify_audit('skipped', 'outbox:' || $1,"
+	audit_skipped_plan = keep(psprintf("SELECT %s.notify_audit('skipped', 'outbox:' OPERATOR(pg_catalog.||) $1,"
 									   " pg_catalog.jsonb_build_object('reason', $2, 'category', $3,"
 									   "  'channel', $4), $5)", s),
 							  5, skipped_types);
-	audit_dedup_plan = keep(psprintf("SELECT %s.notify_audit('deduplicated', 'outbox:' || $1,"
+	audit_dedup_plan = keep(psprintf("SELECT %s.notify_audit('deduplicated', 'outbox:' OPERATOR(pg_catalog.||) $1,"
 									 " pg_catalog.jsonb_build_object('dedup_key', $2), $3)", s),
 							3, dedup_types);
 	plans_nsp = nsp;
@@ -274,9 +249,10 @@ notify_enqueue(PG_FUNCTION_ARGS)
 	text	   *category_name;
 	NotifyCategory cat;
 	const char *skip;
-	Datum		values[16];
-	char		nulls[16];
+	Datum		values[NOTIFY_OUTBOX_NCOLUMNS];
+	bool		nulls[NOTIFY_OUTBOX_NCOLUMNS];
 	int64		id = 0;
+	bool		inserted;
 
 	require_arg(fcinfo, 0, "template_key", NULL);
 	require_arg(fcinfo, 1, "recipient", NULL);
@@ -423,83 +399,68 @@ notify_enqueue(PG_FUNCTION_ARGS)
 	if (actor == NULL && notify_actor != NULL && notify_actor[0] != '\0')
 		actor = cstring_to_text(notify_actor);
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = PointerGetDatum(dedup_key);
-	nulls[0] = dedup_key ? ' ' : 'n';
-	values[1] = PointerGetDatum(template_key);
-	values[2] = Int32GetDatum(version);
-	nulls[2] = resolved_locale ? ' ' : 'n';
+	memset(nulls, false, sizeof(nulls));
+	values[NOTIFY_OUTBOX_DEDUP_KEY] = PointerGetDatum(dedup_key);
+	nulls[NOTIFY_OUTBOX_DEDUP_KEY] = dedup_key == NULL;
+	values[NOTIFY_OUTBOX_TEMPLATE_KEY] = PointerGetDatum(template_key);
+	values[NOTIFY_OUTBOX_TEMPLATE_VERSION] = Int32GetDatum(version);
+	nulls[NOTIFY_OUTBOX_TEMPLATE_VERSION] = resolved_locale == NULL;
 	if (resolved_locale)
-		values[3] = CStringGetTextDatum(resolved_locale);
+		values[NOTIFY_OUTBOX_LOCALE] = CStringGetTextDatum(resolved_locale);
 	else
 	{
-		values[3] = PointerGetDatum(locale);
-		nulls[3] = locale ? ' ' : 'n';
+		values[NOTIFY_OUTBOX_LOCALE] = PointerGetDatum(locale);
+		nulls[NOTIFY_OUTBOX_LOCALE] = locale == NULL;
 	}
-	values[4] = PointerGetDatum(channel);
-	values[5] = PointerGetDatum(cat.name);
-	values[6] = PointerGetDatum(recipient);
-	values[7] = JsonbPGetDatum(payload);
-	values[8] = Int32GetDatum(PG_ARGISNULL(8) ? cat.default_priority : PG_GETARG_INT32(8));
-	values[9] = Int32GetDatum(cat.default_max_attempts);
-	values[10] = TimestampTzGetDatum(send_at);
-	values[11] = PG_ARGISNULL(11) ? (Datum) 0 : PG_GETARG_DATUM(11);
-	nulls[11] = PG_ARGISNULL(11) ? 'n' : ' ';
-	values[12] = PointerGetDatum(actor);
-	nulls[12] = actor ? ' ' : 'n';
-	values[13] = JsonbPGetDatum(metadata);
-	values[14] = CStringGetTextDatum(skip ? "skipped" : "pending");
-	values[15] = skip ? CStringGetTextDatum(skip) : (Datum) 0;
-	nulls[15] = skip ? ' ' : 'n';
+	values[NOTIFY_OUTBOX_CHANNEL] = PointerGetDatum(channel);
+	values[NOTIFY_OUTBOX_CATEGORY] = PointerGetDatum(cat.name);
+	values[NOTIFY_OUTBOX_RECIPIENT] = PointerGetDatum(recipient);
+	values[NOTIFY_OUTBOX_PAYLOAD] = JsonbPGetDatum(payload);
+	values[NOTIFY_OUTBOX_PRIORITY] = Int32GetDatum(PG_ARGISNULL(8) ? cat.default_priority : PG_GETARG_INT32(8));
+	values[NOTIFY_OUTBOX_MAX_ATTEMPTS] = Int32GetDatum(cat.default_max_attempts);
+	values[NOTIFY_OUTBOX_SEND_AT] = TimestampTzGetDatum(send_at);
+	values[NOTIFY_OUTBOX_EXPIRES_AT] = PG_ARGISNULL(11) ? (Datum) 0 : PG_GETARG_DATUM(11);
+	nulls[NOTIFY_OUTBOX_EXPIRES_AT] = PG_ARGISNULL(11);
+	values[NOTIFY_OUTBOX_NEXT_ATTEMPT_AT] = TimestampTzGetDatum(send_at);
+	values[NOTIFY_OUTBOX_ACTOR] = PointerGetDatum(actor);
+	nulls[NOTIFY_OUTBOX_ACTOR] = actor == NULL;
+	values[NOTIFY_OUTBOX_METADATA] = JsonbPGetDatum(metadata);
+	values[NOTIFY_OUTBOX_STATUS] = CStringGetTextDatum(skip ? "skipped" : "pending");
+	values[NOTIFY_OUTBOX_SKIP_REASON] = skip ? CStringGetTextDatum(skip) : (Datum) 0;
+	nulls[NOTIFY_OUTBOX_SKIP_REASON] = skip == NULL;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	prepare_plans(nsp);
-	for (;;)
+	inserted = notify_outbox_insert(nsp, values, nulls, &id);
+
+	/* the audit log: a skipped row, or a dedup hit (not a plain enqueue) */
+	if (skip != NULL || !inserted)
 	{
-		bool		isnull;
 		Datum		a[5];
 		char		an[5] = {' ', ' ', ' ', ' ', ' '};
+		SPIPlanPtr	plan;
 
-		if (SPI_execute_plan(insert_plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "could not insert into notify_outbox: %s", SPI_result_code_string(SPI_result));
-		if (SPI_processed == 1)
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		prepare_plans(nsp);
+		a[0] = Int64GetDatum(id);
+		if (inserted)
 		{
-			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			if (skip != NULL)
-			{
-				a[0] = Int64GetDatum(id);
-				a[1] = CStringGetTextDatum(skip);
-				a[2] = PointerGetDatum(cat.name);
-				a[3] = PointerGetDatum(channel);
-				a[4] = PointerGetDatum(actor);
-				an[4] = actor ? ' ' : 'n';
-				if (SPI_execute_plan(audit_skipped_plan, a, an, false, 1) != SPI_OK_SELECT)
-					elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
-			}
-			break;
+			plan = audit_skipped_plan;
+			a[1] = CStringGetTextDatum(skip);
+			a[2] = PointerGetDatum(cat.name);
+			a[3] = PointerGetDatum(channel);
+			a[4] = PointerGetDatum(actor);
+			an[4] = actor ? ' ' : 'n';
 		}
-
-		/*
-		 * The key exists, committed by someone else: return that row's id.
-		 * (This new statement's snapshot sees it in READ COMMITTED; a row
-		 * removed meanwhile sends us round to insert again.)
-		 */
-		if (SPI_execute_plan(existing_plan, values, nulls, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read notify_outbox: %s", SPI_result_code_string(SPI_result));
-		if (SPI_processed == 1)
+		else
 		{
-			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			a[0] = Int64GetDatum(id);
+			plan = audit_dedup_plan;
 			a[1] = PointerGetDatum(dedup_key);
 			a[2] = PointerGetDatum(actor);
 			an[2] = actor ? ' ' : 'n';
-			if (SPI_execute_plan(audit_dedup_plan, a, an, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
-			break;
 		}
-		CHECK_FOR_INTERRUPTS();
+		if (SPI_execute_plan(plan, a, an, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
+		SPI_finish();
 	}
-	SPI_finish();
 	PG_RETURN_INT64(id);
 }

@@ -124,6 +124,32 @@ extern const char *notify_decide_for(Oid nsp, text *recipient,
 									 const NotifyCategory *cat, text *channel,
 									 const char *channel_kind, text *tenant);
 
+/*---- outbox.c: the outbox row notify_enqueue writes ----*/
+typedef enum NotifyOutboxColumn
+{
+	NOTIFY_OUTBOX_DEDUP_KEY,
+	NOTIFY_OUTBOX_TEMPLATE_KEY,
+	NOTIFY_OUTBOX_TEMPLATE_VERSION,
+	NOTIFY_OUTBOX_LOCALE,
+	NOTIFY_OUTBOX_CHANNEL,
+	NOTIFY_OUTBOX_CATEGORY,
+	NOTIFY_OUTBOX_RECIPIENT,
+	NOTIFY_OUTBOX_PAYLOAD,
+	NOTIFY_OUTBOX_PRIORITY,
+	NOTIFY_OUTBOX_MAX_ATTEMPTS,
+	NOTIFY_OUTBOX_SEND_AT,
+	NOTIFY_OUTBOX_EXPIRES_AT,
+	NOTIFY_OUTBOX_NEXT_ATTEMPT_AT,
+	NOTIFY_OUTBOX_ACTOR,
+	NOTIFY_OUTBOX_METADATA,
+	NOTIFY_OUTBOX_STATUS,
+	NOTIFY_OUTBOX_SKIP_REASON,
+	NOTIFY_OUTBOX_NCOLUMNS
+} NotifyOutboxColumn;
+
+extern bool notify_outbox_insert(Oid nsp, const Datum *values, const bool *isnull,
+								 int64 *id);
+
 /*---- template.c ----*/
 extern void notify_template_resolve_for(const char *template_key, text *locale,
 										Jsonb *payload, int32 *version,
