@@ -57,18 +57,11 @@ COMMENT ON TRIGGER notify_audit_log_guard_truncate ON notify_audit_log IS 'Keeps
 -- owner's own inserts go through notify_audit() with the defaults; rows it
 -- writes itself, such as a restore from a dump, keep their values.)
 CREATE FUNCTION notify_audit_log_stamp() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = @extschema@, pg_temp
-AS $$
-BEGIN
-	IF current_user <> (SELECT c.relowner::regrole::name FROM pg_catalog.pg_class c
-						WHERE c.oid = TG_RELID) THEN
-		NEW.at := clock_timestamp();
-		NEW.db_role := session_user;
-	END IF;
-	RETURN NEW;
-END;
-$$;
+	AS 'MODULE_PATHNAME', 'notify_audit_log_stamp'
+	LANGUAGE C;
+-- In C (src/audit.c): notify_enqueue writes an audit row per skipped or
+-- deduplicated notification, and a PL/pgSQL version reading pg_class per
+-- row cost more than the rest of such an enqueue.
 COMMENT ON FUNCTION notify_audit_log_stamp() IS
 	'Trigger: sets at and db_role of a new audit row from the server (clock_timestamp(), session_user) for every role but the log''s owner, so that a role granted INSERT cannot forge them.';
 CREATE TRIGGER notify_audit_log_stamp BEFORE INSERT ON notify_audit_log

@@ -206,12 +206,19 @@ prepare_plans(Oid nsp)
 	plans_nsp = InvalidOid;
 
 	s = quote_identifier(get_namespace_name(nsp));
-	audit_skipped_plan = keep(psprintf("SELECT %s.notify_audit('skipped', 'outbox:' OPERATOR(pg_catalog.||) $1,"
-									   " pg_catalog.jsonb_build_object('reason', $2, 'category', $3,"
-									   "  'channel', $4), $5)", s),
+	/*
+	 * INSERTs rather than calls of notify_audit(), a SQL function that is
+	 * parsed and planned again in every transaction; the actor is already
+	 * the argument or notify.actor.
+	 */
+	audit_skipped_plan = keep(psprintf("INSERT INTO %s.notify_audit_log (actor, action, object, detail)"
+									   " VALUES ($5, 'skipped', 'outbox:' OPERATOR(pg_catalog.||) $1,"
+									   "  pg_catalog.jsonb_build_object('reason', $2, 'category', $3,"
+									   "  'channel', $4))", s),
 							  5, skipped_types);
-	audit_dedup_plan = keep(psprintf("SELECT %s.notify_audit('deduplicated', 'outbox:' OPERATOR(pg_catalog.||) $1,"
-									 " pg_catalog.jsonb_build_object('dedup_key', $2), $3)", s),
+	audit_dedup_plan = keep(psprintf("INSERT INTO %s.notify_audit_log (actor, action, object, detail)"
+									 " VALUES ($3, 'deduplicated', 'outbox:' OPERATOR(pg_catalog.||) $1,"
+									 "  pg_catalog.jsonb_build_object('dedup_key', $2))", s),
 							3, dedup_types);
 	plans_nsp = nsp;
 }
@@ -458,7 +465,7 @@ notify_enqueue(PG_FUNCTION_ARGS)
 			a[2] = PointerGetDatum(actor);
 			an[2] = actor ? ' ' : 'n';
 		}
-		if (SPI_execute_plan(plan, a, an, false, 1) != SPI_OK_SELECT)
+		if (SPI_execute_plan(plan, a, an, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
 		SPI_finish();
 	}
