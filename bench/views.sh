@@ -20,9 +20,11 @@
 # in both), and both are VACUUM ANALYZEd.
 #
 # For each query: one warm-up run, then EXPLAIN (ANALYZE, BUFFERS, TIMING
-# OFF) RUNS times (per-node timing off: it would add a clock read per row);
-# reported are the median and the fastest execution time, the shared
-# buffers of the median run, and the big/small ratios.  The claim query is
+# OFF) RUNS times (per-node timing off: it would add a clock read per row),
+# small and big in turns of BLOCK runs (one session in each, driven over
+# dblink), so that both see the same moments of a shared machine; reported
+# are the median and the fastest execution time, the shared buffers of the
+# median run, and the big/small ratios.  The claim query is
 # the worker's (src/claim.c) with a batch of 100, run in a subtransaction
 # that is rolled back.  In the big database the views are measured once
 # more with the indexes behind them dropped (in a transaction that is rolled
@@ -33,8 +35,12 @@
 #                               install; 10M rows: 10-35 minutes, ~25 GB
 #                               of scratch space with the WAL)
 # Environment: SIZE_BIG (10000000; lowered to 3000000 when the disk is
-#   short, which is reported), RUNS (5), WRITE_RUNS (9, for the write
+#   short, which is reported), RUNS (5), BLOCK (1: runs in a row in one
+#   database before the other's turn), WRITE_RUNS (9, for the write
 #   path), KEEP=1 to keep the cluster, PLANS=1 to print the big plans,
+#   ONLY=<extended regexp> to measure only the queries whose names match
+#   (e.g. ONLY=latency; ONLY=none measures nothing, with KEEP=1 to load a
+#   cluster for experiments by hand),
 #   NOTIFY_BUILD=1 to build and install the tree first, BENCH_PG_BIN to use
 #   another PostgreSQL installation (with notify installed in it).
 source "$(dirname "$0")/../scripts/common.sh"
@@ -43,6 +49,7 @@ PG_BIN=${BENCH_PG_BIN:-$PG_BIN}
 SIZE_BIG=${SIZE_BIG:-10000000}
 SIZE_SMALL=100000
 RUNS=${RUNS:-5}
+BLOCK=${BLOCK:-1}
 WRITE_RUNS=${WRITE_RUNS:-9}
 
 install_packages
@@ -288,20 +295,104 @@ QUERIES=(
 	"notify_metrics_prometheus(true)|SELECT notify_metrics_prometheus(true)|f"
 )
 
-measure() {  # db query rollback -> "median|min|max|buffers"
-	"${PSQL[@]}" -d "$1" -At -F '|' -v q="$2" -v rb="$3" <<SQL
-$MEASURE_SQL
-SELECT round(median_ms::numeric, 2), round(min_ms::numeric, 2), round(max_ms::numeric, 2), buffers
-FROM pg_temp.measure(:'q', $RUNS, :'rb'::boolean);
+# small and big are measured in turns, not one after the other: the same
+# session in each (over dblink from a third, "postgres"), one warm-up run
+# in each, then rounds of BLOCK runs in small and BLOCK in big, the order
+# swapped every round.  A sub-millisecond query finishes its runs in a few
+# milliseconds, and this shared VM's speed changes for seconds at a time
+# (a query runs at 0.65 ms and then at 1.3 ms for a while, in either
+# database; docs/benchmarks.md, views section, session 4): measured one
+# database after the other, the ratio is the ratio of two such moments.
+BLOCK_SQL=$(cat <<'SQL'
+-- runs executions of q under EXPLAIN (ANALYZE, BUFFERS); each one's
+-- execution time (ms) and shared buffers.  With rollback, each run is in a
+-- subtransaction that is rolled back.
+CREATE FUNCTION pg_temp.block(q text, runs integer, rollback boolean, OUT ts float8[], OUT bs bigint[])
+LANGUAGE plpgsql AS $$
+DECLARE
+	j json;
+BEGIN
+	ts := '{}';
+	bs := '{}';
+	FOR i IN 1 .. runs LOOP
+		BEGIN
+			EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ' || q INTO j;
+			IF rollback THEN
+				RAISE EXCEPTION 'bench rollback';
+			END IF;
+		EXCEPTION WHEN raise_exception THEN
+			NULL;
+		END;
+		ts := ts || (j -> 0 ->> 'Execution Time')::float8;
+		bs := bs || ((j -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint + (j -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint);
+	END LOOP;
+END;
+$$;
+SQL
+)
+COMPARE_SQL=$(cat <<'SQL'
+-- q in small and big in turns: one warm-up in each, then rounds of block
+-- runs in each (the first database alternating); per database the median
+-- and fastest execution time (ms) and the shared buffers of the median run.
+CREATE FUNCTION pg_temp.compare(q text, runs integer, block integer, rollback boolean,
+	OUT s_median float8, OUT s_min float8, OUT s_buffers bigint,
+	OUT b_median float8, OUT b_min float8, OUT b_buffers bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	db text;
+	r record;
+	s_ts float8[] := '{}';
+	s_bs bigint[] := '{}';
+	b_ts float8[] := '{}';
+	b_bs bigint[] := '{}';
+BEGIN
+	FOR round IN 0 .. (runs + block - 1) / block LOOP
+		FOREACH db IN ARRAY CASE WHEN round % 2 = 0 THEN ARRAY['small', 'big'] ELSE ARRAY['big', 'small'] END LOOP
+			SELECT * INTO r FROM dblink(db, format('SELECT ts, bs FROM pg_temp.block(%L, %s, %L)',
+				q, CASE WHEN round = 0 THEN 1 ELSE block END, rollback)) AS t(ts float8[], bs bigint[]);
+			CONTINUE WHEN round = 0;
+			IF db = 'small' THEN
+				s_ts := s_ts || r.ts;
+				s_bs := s_bs || r.bs;
+			ELSE
+				b_ts := b_ts || r.ts;
+				b_bs := b_bs || r.bs;
+			END IF;
+		END LOOP;
+	END LOOP;
+	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t), min(t) INTO s_median, s_min FROM unnest(s_ts) t;
+	SELECT b INTO s_buffers FROM unnest(s_ts, s_bs) u(t, b) ORDER BY t OFFSET (cardinality(s_ts) - 1) / 2 LIMIT 1;
+	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t), min(t) INTO b_median, b_min FROM unnest(b_ts) t;
+	SELECT b INTO b_buffers FROM unnest(b_ts, b_bs) u(t, b) ORDER BY t OFFSET (cardinality(b_ts) - 1) / 2 LIMIT 1;
+END;
+$$;
+SQL
+)
+"${PSQL[@]}" -d postgres -c "CREATE EXTENSION dblink"
+
+compare() {  # query rollback -> "small median|min|buffers|big median|min|buffers"
+	"${PSQL[@]}" -d postgres -At -F '|' -v q="$1" -v rb="$2" -v block_sql="$BLOCK_SQL" <<SQL
+SELECT dblink_connect(db, format('host=%s port=%s dbname=%s user=postgres',
+	current_setting('unix_socket_directories'), current_setting('port'), db)) IS NULL
+FROM unnest(ARRAY['small', 'big']) db \\g /dev/null
+SELECT dblink_exec(db, :'block_sql') IS NULL FROM unnest(ARRAY['small', 'big']) db \\g /dev/null
+$COMPARE_SQL
+SELECT round(s_median::numeric, 2), round(s_min::numeric, 2), s_buffers,
+	   round(b_median::numeric, 2), round(b_min::numeric, 2), b_buffers
+FROM pg_temp.compare(:'q', $RUNS, $BLOCK, :'rb'::boolean);
 SQL
 }
 
-say "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF): median (fastest) of $RUNS runs after one warm-up"
+selected() {  # name -> whether ONLY selects it
+	[ -z "${ONLY:-}" ] || grep -Eq -- "$ONLY" <<<"$1"
+}
+
+say "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF): median (fastest) of $RUNS runs after one warm-up, small and big in turns of $BLOCK"
 printf '%-34s %18s %18s %15s %10s %10s\n' query "small ms" "big ms" "ratio" "small buf" "big buf"
 for entry in "${QUERIES[@]}"; do
 	name=${entry%%|*}; rest=${entry#*|}; sql=${rest%|*}; rb=${rest##*|}
-	IFS='|' read -r s_med s_min s_max s_buf <<<"$(measure small "$sql" "$rb")"
-	IFS='|' read -r b_med b_min b_max b_buf <<<"$(measure big "$sql" "$rb")"
+	selected "$name" || continue
+	IFS='|' read -r s_med s_min s_buf b_med b_min b_buf <<<"$(compare "$sql" "$rb")"
 	ratio=$(awk -v a="$b_med" -v b="$s_med" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 	ratio_min=$(awk -v a="$b_min" -v b="$s_min" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 	printf '%-34s %18s %18s %15s %10s %10s\n' "$name" "$s_med ($s_min)" "$b_med ($b_min)" "${ratio}x (${ratio_min}x)" "$s_buf" "$b_buf"
@@ -342,6 +433,7 @@ for entry in "notify_stats|SELECT * FROM notify_stats|f|$RUNS" \
 	"1,000 x notify_enqueue|$ENQUEUE|t|$WRITE_RUNS" \
 	"record 500 rows sent (worker UPDATE)|$RECORD|t|$WRITE_RUNS"; do
 	name=${entry%%|*}; rest=${entry#*|}; runs=${rest##*|}; rest=${rest%|*}; sql=${rest%|*}; rb=${rest##*|}
+	selected "$name" || continue
 	# alternate, so that the machine's load drifts into both columns alike
 	w1=$(with "$sql" "$rb" "$runs"); wo1=$(without "$sql" "$rb" "$runs")
 	wo2=$(without "$sql" "$rb" "$runs"); w2=$(with "$sql" "$rb" "$runs")
@@ -350,6 +442,7 @@ done
 
 if [ "${PLANS:-0}" = 1 ]; then
 	for entry in "${QUERIES[@]}"; do
+		selected "${entry%%|*}" || continue
 		sql=${entry#*|}; sql=${sql%|*}
 		say "plan in big: ${entry%%|*}"
 		"${PSQL[@]}" -d big -c "BEGIN" -c "EXPLAIN (ANALYZE, BUFFERS) $sql" -c "ROLLBACK"
