@@ -327,6 +327,20 @@ COMMENT ON COLUMN notify_suppressions.created_at IS 'When the suppression was re
 COMMENT ON COLUMN notify_suppressions.expires_at IS 'When it stops applying; NULL: never.';
 COMMENT ON COLUMN notify_suppressions.detail IS 'Server reply or provider description, at most 1000 characters.';
 SELECT pg_catalog.pg_extension_config_dump('notify_suppressions', '');
+-- The hashed entries notify_forget_recipient leaves (sha256:<hex>).  Every
+-- enqueue must check an address's hash too, but there are usually none:
+-- backends remember whether this index is empty (src/unsubscribe.c) and
+-- skip the hash while it is, and the statement trigger below tells them
+-- to look again after any change.
+CREATE INDEX notify_suppressions_hashed_idx ON notify_suppressions (address)
+	WHERE address LIKE 'sha256:%';
+COMMENT ON INDEX notify_suppressions_hashed_idx IS
+	'Suppressions kept as an address hash (after notify_forget_recipient): lets notify_enqueue skip the hash lookup while there are none.';
+CREATE TRIGGER notify_suppressions_lookup_invalidate
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notify_suppressions
+	FOR EACH STATEMENT EXECUTE FUNCTION notify_lookup_invalidate();
+COMMENT ON TRIGGER notify_suppressions_lookup_invalidate ON notify_suppressions IS
+	'Makes every backend check again whether hashed suppressions exist after a change.';
 
 CREATE FUNCTION notify_suppress(
 	address text,

@@ -104,6 +104,7 @@ typedef struct DecideRels
 	AttrNumber	ch_settings;
 	Oid			suppressions;
 	Oid			suppressions_pkey;
+	Oid			suppressions_hashed;	/* partial index: sha256:% only */
 	AttrNumber	sup_address;
 	AttrNumber	sup_expires_at;
 	Oid			preferences;
@@ -152,6 +153,18 @@ static MemoryContext lookup_cxt = NULL;
 static LookupEntry lookup_cache[LOOKUP_CACHE_MAX];
 static int	lookup_count = 0;
 static bool lookup_valid = false;	/* the cache's entries are current */
+
+/*
+ * Whether notify_suppressions holds any hashed entry (what
+ * notify_forget_recipient leaves): -1 not known, 0 none, 1 some.  While
+ * there are none, an enqueue skips hashing the address and looking the
+ * hash up.  The same statement trigger sends a relcache invalidation of
+ * notify_suppressions on every change, which sets it back to "not known";
+ * it is then read again through notify_suppressions_hashed_idx with the
+ * latest snapshot, as lookup_entry reads channels.
+ */
+static int	hashed_suppressions = -1;
+static uint32 suppressions_invalidations = 0;	/* bumped with the reset */
 
 /* what a token says */
 typedef struct TokenFields
@@ -259,12 +272,18 @@ decide_rels_invalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid || !decide_rels.valid ||
 		relid == decide_rels.categories || relid == decide_rels.channels)
 		lookup_valid = false;
+	if (relid == InvalidOid || !decide_rels.valid || relid == decide_rels.suppressions)
+	{
+		hashed_suppressions = -1;
+		suppressions_invalidations++;
+	}
 	if (!decide_rels.valid)
 		return;
 	if (relid == InvalidOid ||
 		relid == decide_rels.categories || relid == decide_rels.categories_pkey ||
 		relid == decide_rels.channels || relid == decide_rels.channels_pkey ||
 		relid == decide_rels.suppressions || relid == decide_rels.suppressions_pkey ||
+		relid == decide_rels.suppressions_hashed ||
 		relid == decide_rels.preferences || relid == decide_rels.preferences_scope)
 		decide_rels.valid = false;
 }
@@ -338,6 +357,7 @@ decide_rels_get(Oid nsp)
 	r.ch_settings = decide_attnum(r.channels, "settings");
 	r.suppressions = decide_relid("notify_suppressions", nsp);
 	r.suppressions_pkey = decide_relid("notify_suppressions_pkey", nsp);
+	r.suppressions_hashed = decide_relid("notify_suppressions_hashed_idx", nsp);
 	r.sup_address = decide_attnum(r.suppressions, "address");
 	r.sup_expires_at = decide_attnum(r.suppressions, "expires_at");
 	r.preferences = decide_relid("notify_preferences", nsp);
@@ -350,6 +370,7 @@ decide_rels_get(Oid nsp)
 	r.valid = true;
 	decide_rels = r;
 	lookup_valid = false;
+	hashed_suppressions = -1;
 	return &decide_rels;
 }
 
@@ -666,6 +687,7 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 	HeapTuple	tup;
 	bool		isnull;
 	bool		suppressed = false;
+	bool		hash_too;
 	int			best_rank = -1;
 	bool		best_opted_in = false;
 
@@ -674,7 +696,30 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 	 * or under its hash (what notify_forget_recipient leaves behind).
 	 */
 	rel = table_open(r->suppressions, AccessShareLock);
-	for (int form = 0; form < 2 && !suppressed; form++)
+	hash_too = hashed_suppressions != 0;
+	if (hashed_suppressions != 1)
+	{
+		/* a change committed since we looked: its invalidation resets it */
+		AcceptInvalidationMessages();
+		if (hashed_suppressions < 0)
+		{
+			uint32		seen = suppressions_invalidations;
+			Snapshot	latest = RegisterSnapshot(GetLatestSnapshot());
+
+			scan = systable_beginscan(rel, r->suppressions_hashed, true, latest, 0, NULL);
+			hash_too = HeapTupleIsValid(systable_getnext(scan));
+			systable_endscan(scan);
+			UnregisterSnapshot(latest);
+			/* kept unless a change arrived meanwhile (then: look next time) */
+			if (suppressions_invalidations == seen)
+				hashed_suppressions = hash_too ? 1 : 0;
+			else
+				hash_too = true;
+		}
+		else
+			hash_too = hashed_suppressions != 0;
+	}
+	for (int form = 0; form < (hash_too ? 2 : 1) && !suppressed; form++)
 	{
 		text	   *key = address;
 

@@ -79,6 +79,34 @@ $node->safe_psql('app', q{UPDATE notify_channels SET enabled = false WHERE name 
 $node->safe_psql('app', q{DELETE FROM notify_channels WHERE name = 'hooks2'});
 like($app->query_safe($hook =~ s/'hooks'/'hooks2'/r), qr/unknown channel "hooks2"/, 'deleted again: unknown');
 
+# Whether any suppression is kept hashed (notify_forget_recipient) is cached
+# too: while there are none, an enqueue does not look the address's hash up.
+# A recipient forgotten by another session, or by this one, must still be
+# suppressed at the next enqueue.
+my $to = sub {
+	my ($addr) = @_;
+	my $id = $app->query_safe(qq{SELECT try(\$q\$SELECT notify_enqueue('notify.message', '$addr', '{"subject": "s", "text": "t"}')\$q\$)});
+	return "no row: $id" unless $id =~ /^\d+$/;
+	return $app->query_safe("SELECT status || '/' || coalesce(skip_reason, '-') FROM notify_outbox WHERE id = $id");
+};
+$node->safe_psql('app', q{SELECT notify_suppress('gone@example.com', 'hard_bounce'), notify_suppress('left@example.com', 'complaint')});
+is($to->('other@example.com'), 'pending/-', 'no hashed suppression yet: sent');
+is($to->('gone@example.com'), 'skipped/suppressed', 'suppressed under its address');
+$node->safe_psql('app', q{SELECT notify_forget_recipient('gone@example.com')});
+is($node->safe_psql('app', q{SELECT count(*) FROM notify_suppressions WHERE address LIKE 'sha256:%'}), '1',
+	'another session forgot it: one hashed suppression');
+is($to->('gone@example.com'), 'skipped/suppressed', 'forgotten by another session: still suppressed (by hash)');
+$app->query_safe(q{BEGIN});
+is($to->('left@example.com'), 'skipped/suppressed', 'in a transaction: suppressed under its address');
+$node->safe_psql('app', q{SELECT notify_unsuppress(address) FROM notify_suppressions WHERE address LIKE 'sha256:%'});
+is($to->('gone@example.com'), 'pending/-', 'hash removed by another session, seen within the transaction');
+$app->query_safe(q{SELECT notify_forget_recipient('left@example.com')});
+is($to->('left@example.com'), 'skipped/suppressed', 'forgotten in the same transaction: suppressed by hash');
+$app->query_safe(q{ROLLBACK});
+is($to->('left@example.com'), 'skipped/suppressed', 'after ROLLBACK: suppressed under its address again');
+$app->query_safe(q{SELECT notify_forget_recipient('left@example.com')});
+is($to->('left@example.com'), 'skipped/suppressed', 'forgotten and committed: suppressed by hash');
+
 $app->quit;
 $node->stop;
 done_testing();
