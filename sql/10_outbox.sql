@@ -59,14 +59,15 @@ INSERT INTO notify_categories (name, description, mandatory, default_priority) V
 	('marketing', 'Campaigns and newsletters; opt-in required.', false, -10),
 	('internal', 'Messages to the operating team.', false, 0);
 
--- Backends cache the channel and category rows they read, and whether any
--- suppression is kept hashed (src/unsubscribe.c); any change to those
--- tables tells every backend to forget what it cached.
+-- Backends cache the channel and category rows they read, whether a
+-- category has any preference, and whether any suppression is kept hashed
+-- (src/unsubscribe.c); any change to those tables tells every backend to
+-- forget what it cached.
 CREATE FUNCTION notify_lookup_invalidate() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'notify_lookup_invalidate'
 	LANGUAGE C;
 COMMENT ON FUNCTION notify_lookup_invalidate() IS
-	'Statement trigger of notify_channels, notify_categories and notify_suppressions: invalidates what backends cached of them for notify_enqueue and the worker.';
+	'Statement trigger of notify_channels, notify_categories, notify_preferences and notify_suppressions: invalidates what backends cached of them for notify_enqueue and the worker.';
 CREATE TRIGGER notify_channels_lookup_invalidate
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notify_channels
 	FOR EACH STATEMENT EXECUTE FUNCTION notify_lookup_invalidate();

@@ -168,6 +168,18 @@ CREATE UNIQUE INDEX notify_preferences_scope_idx
 	ON notify_preferences (recipient, category, (tenant IS NULL), (channel IS NULL), coalesce(tenant, ''), coalesce(channel, ''));
 COMMENT ON INDEX notify_preferences_scope_idx IS
 	'One choice per recipient, category, tenant (or all) and channel (or all), most specific first; serves notify_decide and notify_get_preferences.';
+-- Whether a category has any preference row at all: backends remember it
+-- per category (src/unsubscribe.c) and skip the per-recipient lookup for
+-- categories nobody has a choice recorded in; the statement trigger below
+-- makes them look again after any change.
+CREATE INDEX notify_preferences_category_idx ON notify_preferences (category);
+COMMENT ON INDEX notify_preferences_category_idx IS
+	'Whether a category has any preference: lets notify_enqueue skip the preference lookup for categories without any.';
+CREATE TRIGGER notify_preferences_lookup_invalidate
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON notify_preferences
+	FOR EACH STATEMENT EXECUTE FUNCTION notify_lookup_invalidate();
+COMMENT ON TRIGGER notify_preferences_lookup_invalidate ON notify_preferences IS
+	'Makes every backend check again which categories have preferences after a change.';
 SELECT pg_catalog.pg_extension_config_dump('notify_preferences', '');
 SELECT pg_catalog.pg_extension_config_dump('notify_preferences_id_seq', '');
 

@@ -116,6 +116,7 @@ typedef struct NotifyCategory
 	bool		default_opt_in;
 	int32		default_priority;
 	int32		default_max_attempts;
+	bool		has_preferences;	/* any notify_preferences row for it */
 } NotifyCategory;
 
 extern bool notify_category_lookup(Oid nsp, text *name, NotifyCategory *out);

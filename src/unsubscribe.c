@@ -109,6 +109,7 @@ typedef struct DecideRels
 	AttrNumber	sup_expires_at;
 	Oid			preferences;
 	Oid			preferences_scope;
+	Oid			preferences_category;
 	AttrNumber	pref_recipient;
 	AttrNumber	pref_category;
 	AttrNumber	pref_tenant;
@@ -147,6 +148,7 @@ typedef struct LookupEntry
 	bool		default_opt_in;
 	int32		default_priority;
 	int32		default_max_attempts;
+	bool		has_preferences;	/* any notify_preferences row for it */
 } LookupEntry;
 
 static MemoryContext lookup_cxt = NULL;
@@ -270,7 +272,8 @@ static void
 decide_rels_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || !decide_rels.valid ||
-		relid == decide_rels.categories || relid == decide_rels.channels)
+		relid == decide_rels.categories || relid == decide_rels.channels ||
+		relid == decide_rels.preferences)
 		lookup_valid = false;
 	if (relid == InvalidOid || !decide_rels.valid || relid == decide_rels.suppressions)
 	{
@@ -284,7 +287,8 @@ decide_rels_invalidate(Datum arg, Oid relid)
 		relid == decide_rels.channels || relid == decide_rels.channels_pkey ||
 		relid == decide_rels.suppressions || relid == decide_rels.suppressions_pkey ||
 		relid == decide_rels.suppressions_hashed ||
-		relid == decide_rels.preferences || relid == decide_rels.preferences_scope)
+		relid == decide_rels.preferences || relid == decide_rels.preferences_scope ||
+		relid == decide_rels.preferences_category)
 		decide_rels.valid = false;
 }
 
@@ -362,6 +366,7 @@ decide_rels_get(Oid nsp)
 	r.sup_expires_at = decide_attnum(r.suppressions, "expires_at");
 	r.preferences = decide_relid("notify_preferences", nsp);
 	r.preferences_scope = decide_relid("notify_preferences_scope_idx", nsp);
+	r.preferences_category = decide_relid("notify_preferences_category_idx", nsp);
 	r.pref_recipient = decide_attnum(r.preferences, "recipient");
 	r.pref_category = decide_attnum(r.preferences, "category");
 	r.pref_tenant = decide_attnum(r.preferences, "tenant");
@@ -607,6 +612,21 @@ lookup_entry(const DecideRels *r, bool is_channel, text *name, LookupEntry *scra
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, NoLock);
+	if (scratch->found && !is_channel)
+	{
+		/*
+		 * Whether anyone has a preference in this category: a change to
+		 * notify_preferences clears lookup_valid, as one to the categories
+		 * does, so the answer is kept on the same terms as the row.
+		 */
+		rel = table_open(r->preferences, AccessShareLock);
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		tup = lookup_one(rel, r->preferences_category, r->pref_category, name, snapshot, &scan);
+		scratch->has_preferences = HeapTupleIsValid(tup);
+		systable_endscan(scan);
+		UnregisterSnapshot(snapshot);
+		table_close(rel, NoLock);
+	}
 	lookup_keep(scratch);
 	return scratch;
 }
@@ -620,11 +640,15 @@ bool
 notify_category_lookup(Oid nsp, text *name, NotifyCategory *out)
 {
 	LookupEntry scratch;
-	const LookupEntry *e = lookup_entry(decide_rels_get(nsp), false, name, &scratch);
+	const LookupEntry *e;
 
+	/* a preference committed since the entry was read resets the cache */
+	AcceptInvalidationMessages();
+	e = lookup_entry(decide_rels_get(nsp), false, name, &scratch);
 	if (!e->found)
 		return false;
 	out->name = name;
+	out->has_preferences = e->has_preferences;
 	out->mandatory = e->mandatory;
 	out->default_opt_in = e->default_opt_in;
 	out->default_priority = e->default_priority;
@@ -749,8 +773,9 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 	if (cat->mandatory)
 		return NULL;
 
-	/* the most specific preference */
+	/* the most specific preference (none when nobody has one in cat) */
 	rel = table_open(r->preferences, AccessShareLock);
+	if (cat->has_preferences)
 	{
 		Relation	irel = index_open(r->preferences_scope, AccessShareLock);
 		ScanKeyData keys[2];

@@ -107,6 +107,28 @@ is($to->('left@example.com'), 'skipped/suppressed', 'after ROLLBACK: suppressed 
 $app->query_safe(q{SELECT notify_forget_recipient('left@example.com')});
 is($to->('left@example.com'), 'skipped/suppressed', 'forgotten and committed: suppressed by hash');
 
+# Whether a category has any preference row is cached with the category: an
+# enqueue in a category nobody has a choice in skips the preference lookup.
+# A choice recorded by another session must be honoured at the next enqueue,
+# also inside a transaction that is already open.
+my $news_to = sub {
+	my ($addr) = @_;
+	my $id = $app->query_safe(qq{SELECT try(\$q\$SELECT notify_enqueue('notify.message', '$addr', '{"subject": "s", "text": "t"}', category => 'news')\$q\$)});
+	return "no row: $id" unless $id =~ /^\d+$/;
+	return $app->query_safe("SELECT status || '/' || coalesce(skip_reason, '-') FROM notify_outbox WHERE id = $id");
+};
+is($news_to->('pref@example.com'), 'pending/-', 'no preference in the category: sent');
+$node->safe_psql('app', q{SELECT notify_set_preference('pref@example.com', 'news', false)});
+is($news_to->('pref@example.com'), 'skipped/opted_out', 'opt-out recorded by another session is honoured');
+is($news_to->('pref2@example.com'), 'pending/-', 'another recipient in the category is still sent');
+$node->safe_psql('app', q{DELETE FROM notify_preferences WHERE category = 'news'});
+is($news_to->('pref@example.com'), 'pending/-', 'preference removed by another session: sent again');
+$app->query_safe(q{BEGIN});
+is($news_to->('pref2@example.com'), 'pending/-', 'in a transaction: sent');
+$node->safe_psql('app', q{SELECT notify_set_preference('pref2@example.com', 'news', false)});
+is($news_to->('pref2@example.com'), 'skipped/opted_out', 'opt-out committed during the transaction is honoured');
+$app->query_safe(q{ROLLBACK});
+
 $app->quit;
 $node->stop;
 done_testing();
