@@ -20,6 +20,7 @@
 
 #include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -27,20 +28,6 @@
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(notify_audit_log_stamp);
-
-static int
-column_number(TupleDesc desc, const char *name)
-{
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "notify_audit_log has no column \"%s\"", name);
-	return 0;					/* keep the compiler quiet */
-}
 
 Datum
 notify_audit_log_stamp(PG_FUNCTION_ARGS)
@@ -68,10 +55,12 @@ notify_audit_log_stamp(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(rel);
 	role = (NameData *) palloc0(NAMEDATALEN);
 	namestrcpy(role, GetUserNameFromId(GetSessionUserId(), false));
-	cols[0] = column_number(desc, "at");
+	cols[0] = SPI_fnumber(desc, "at");
 	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
-	cols[1] = column_number(desc, "db_role");
+	cols[1] = SPI_fnumber(desc, "db_role");
 	values[1] = NameGetDatum(role);
+	if (cols[0] <= 0 || cols[1] <= 0)
+		elog(ERROR, "notify_audit_log has no column \"at\" or \"db_role\"");
 	return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_trigtuple, desc,
 													 2, cols, values, nulls));
 }
