@@ -227,19 +227,18 @@ for db in small big; do
 done
 
 # ---- measuring ----
-MEASURE_SQL=$(cat <<'SQL'
--- EXPLAIN (ANALYZE, BUFFERS) q: one warm-up, then runs times; the median,
--- min and max execution time (ms) and the shared buffers of the median run.
--- With rollback, each run is in a subtransaction that is rolled back.
-CREATE FUNCTION pg_temp.measure(q text, runs integer, rollback boolean DEFAULT false,
-	OUT median_ms float8, OUT min_ms float8, OUT max_ms float8, OUT buffers bigint)
+BLOCK_SQL=$(cat <<'SQL'
+-- runs executions of q under EXPLAIN (ANALYZE, BUFFERS); each one's
+-- execution time (ms) and shared buffers.  With rollback, each run is in a
+-- subtransaction that is rolled back.
+CREATE FUNCTION pg_temp.block(q text, runs integer, rollback boolean, OUT ts float8[], OUT bs bigint[])
 LANGUAGE plpgsql AS $$
 DECLARE
 	j json;
-	ts float8[] := '{}';
-	bs bigint[] := '{}';
 BEGIN
-	FOR i IN 0 .. runs LOOP
+	ts := '{}';
+	bs := '{}';
+	FOR i IN 1 .. runs LOOP
 		BEGIN
 			EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ' || q INTO j;
 			IF rollback THEN
@@ -248,14 +247,21 @@ BEGIN
 		EXCEPTION WHEN raise_exception THEN
 			NULL;
 		END;
-		IF i > 0 THEN
-			ts := ts || (j -> 0 ->> 'Execution Time')::float8;
-			bs := bs || ((j -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint + (j -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint);
-		END IF;
+		ts := ts || (j -> 0 ->> 'Execution Time')::float8;
+		bs := bs || ((j -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint + (j -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint);
 	END LOOP;
-	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t), min(t), max(t) INTO median_ms, min_ms, max_ms FROM unnest(ts) t;
-	SELECT b INTO buffers FROM unnest(ts, bs) u(t, b) ORDER BY t OFFSET (runs - 1) / 2 LIMIT 1;
 END;
+$$;
+SQL
+)
+# pg_temp.measure (one database, used below for the with/without-indexes
+# comparison): one warm-up run of pg_temp.block, then the median of the rest.
+MEASURE_SQL="$BLOCK_SQL"$'\n'$(cat <<'SQL'
+CREATE FUNCTION pg_temp.measure(q text, runs integer, rollback boolean DEFAULT false,
+	OUT median_ms float8)
+LANGUAGE sql AS $$
+	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t)
+	FROM unnest((SELECT b.ts[2:] FROM pg_temp.block(q, runs + 1, rollback) b)) t
 $$;
 SQL
 )
@@ -303,33 +309,6 @@ QUERIES=(
 # (a query runs at 0.65 ms and then at 1.3 ms for a while, in either
 # database; docs/benchmarks.md, views section, session 4): measured one
 # database after the other, the ratio is the ratio of two such moments.
-BLOCK_SQL=$(cat <<'SQL'
--- runs executions of q under EXPLAIN (ANALYZE, BUFFERS); each one's
--- execution time (ms) and shared buffers.  With rollback, each run is in a
--- subtransaction that is rolled back.
-CREATE FUNCTION pg_temp.block(q text, runs integer, rollback boolean, OUT ts float8[], OUT bs bigint[])
-LANGUAGE plpgsql AS $$
-DECLARE
-	j json;
-BEGIN
-	ts := '{}';
-	bs := '{}';
-	FOR i IN 1 .. runs LOOP
-		BEGIN
-			EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ' || q INTO j;
-			IF rollback THEN
-				RAISE EXCEPTION 'bench rollback';
-			END IF;
-		EXCEPTION WHEN raise_exception THEN
-			NULL;
-		END;
-		ts := ts || (j -> 0 ->> 'Execution Time')::float8;
-		bs := bs || ((j -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint + (j -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint);
-	END LOOP;
-END;
-$$;
-SQL
-)
 COMPARE_SQL=$(cat <<'SQL'
 -- q in small and big in turns: one warm-up in each, then rounds of block
 -- runs in each (the first database alternating); per database the median
