@@ -122,16 +122,21 @@ static bool decide_callback_registered = false;
 
 /*
  * Channels and categories change rarely and are read by every enqueue and
- * every claimed message, so each backend keeps the rows it has read.  Plain
- * DML does not invalidate anything by itself: a statement trigger on both
- * tables (notify_lookup_invalidate) sends a relcache invalidation of the
- * table, which every backend receives at its next transaction start (and
- * the writing backend at its next command, or at rollback), and
- * decide_rels_invalidate then empties the cache.  Misses read the latest
- * committed row (not the caller's snapshot): a row read with an older
- * snapshot could be cached after the invalidation that made it stale, and
- * stay.  Every invalidation clears lookup_valid: a row read while one
- * arrived is used but not kept.
+ * every claimed message, so each backend keeps the rows it has read, with
+ * two facts that let an enqueue skip a probe that cannot find anything:
+ * whether a category has any preference row, and whether any suppression
+ * is kept hashed.  Plain DML does not invalidate anything by itself: a
+ * statement trigger on notify_channels, notify_categories,
+ * notify_preferences and notify_suppressions (notify_lookup_invalidate)
+ * sends a relcache invalidation of the table, which every backend receives
+ * at its next transaction start or lock, or when notify_category_lookup
+ * accepts pending invalidations (and the writing backend at its next
+ * command, or at rollback); decide_rels_invalidate then clears
+ * lookup_valid, and the next lookup empties the cache.  Misses read the
+ * latest committed rows (not the caller's snapshot): a row read with an
+ * older snapshot could be cached after the invalidation that made it
+ * stale, and stay.  A row read while an invalidation arrived is used but
+ * not kept.
  */
 #define LOOKUP_CACHE_MAX	64		/* entries; beyond that, misses probe */
 
@@ -160,13 +165,11 @@ static bool lookup_valid = false;	/* the cache's entries are current */
  * Whether notify_suppressions holds any hashed entry (what
  * notify_forget_recipient leaves): -1 not known, 0 none, 1 some.  While
  * there are none, an enqueue skips hashing the address and looking the
- * hash up.  The same statement trigger sends a relcache invalidation of
- * notify_suppressions on every change, which sets it back to "not known";
- * it is then read again through notify_suppressions_hashed_idx with the
- * latest snapshot, as lookup_entry reads channels.
+ * hash up.  Part of the cache above: emptied with it, read through
+ * notify_suppressions_hashed_idx with the latest snapshot, and kept on the
+ * same terms as a row.
  */
 static int	hashed_suppressions = -1;
-static uint32 suppressions_invalidations = 0;	/* bumped with the reset */
 
 /* what a token says */
 typedef struct TokenFields
@@ -273,13 +276,8 @@ decide_rels_invalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || !decide_rels.valid ||
 		relid == decide_rels.categories || relid == decide_rels.channels ||
-		relid == decide_rels.preferences)
+		relid == decide_rels.preferences || relid == decide_rels.suppressions)
 		lookup_valid = false;
-	if (relid == InvalidOid || !decide_rels.valid || relid == decide_rels.suppressions)
-	{
-		hashed_suppressions = -1;
-		suppressions_invalidations++;
-	}
 	if (!decide_rels.valid)
 		return;
 	if (relid == InvalidOid ||
@@ -375,15 +373,28 @@ decide_rels_get(Oid nsp)
 	r.valid = true;
 	decide_rels = r;
 	lookup_valid = false;
-	hashed_suppressions = -1;
 	return &decide_rels;
+}
+
+/*
+ * lookup_refresh
+ *		Empties the cache when an invalidation arrived since it was filled.
+ */
+static void
+lookup_refresh(void)
+{
+	if (lookup_valid)
+		return;
+	if (lookup_cxt != NULL)
+		MemoryContextReset(lookup_cxt);
+	lookup_count = 0;
+	hashed_suppressions = -1;
+	lookup_valid = true;
 }
 
 /*
  * lookup_cached
  *		The cached entry for a channel or category called name, or NULL.
- *		Empties the cache first when an invalidation arrived since it was
- *		filled.
  */
 static LookupEntry *
 lookup_cached(bool is_channel, text *name)
@@ -391,14 +402,7 @@ lookup_cached(bool is_channel, text *name)
 	const char *s = VARDATA_ANY(name);
 	int			len = VARSIZE_ANY_EXHDR(name);
 
-	if (!lookup_valid)
-	{
-		if (lookup_cxt != NULL)
-			MemoryContextReset(lookup_cxt);
-		lookup_count = 0;
-		lookup_valid = true;
-		return NULL;
-	}
+	lookup_refresh();
 	for (int i = 0; i < lookup_count; i++)
 	{
 		LookupEntry *e = &lookup_cache[i];
@@ -499,9 +503,11 @@ text_equal(Datum d, text *t)
  *
  * The most specific preference is the one for (tenant, channel), else
  * (tenant, all channels), else (all tenants, channel), else (all, all).
- * Three index probes at most on the common paths (category, suppression,
- * preferences of the recipient in the category); the channel is read only
- * when its kind decides, and an unknown one is an error only then.
+ * At most two index probes on the common paths, with the category cached:
+ * the suppression (and its hash, only while hashed suppressions exist),
+ * and the recipient's preferences in the category (only when the category
+ * has any); the channel is read only when its kind decides, and an unknown
+ * one is an error only then.
  */
 Datum
 notify_decide(PG_FUNCTION_ARGS)
@@ -642,7 +648,10 @@ notify_category_lookup(Oid nsp, text *name, NotifyCategory *out)
 	LookupEntry scratch;
 	const LookupEntry *e;
 
-	/* a preference committed since the entry was read resets the cache */
+	/*
+	 * A change committed since the entry was read resets the cache, also
+	 * inside an open transaction; notify_decide_for relies on this.
+	 */
 	AcceptInvalidationMessages();
 	e = lookup_entry(decide_rels_get(nsp), false, name, &scratch);
 	if (!e->found)
@@ -675,8 +684,9 @@ notify_channel_lookup(Oid nsp, text *name, bool *has_url)
 
 /*
  * notify_lookup_invalidate
- *		Statement trigger on notify_channels and notify_categories: tells
- *		every backend to forget the rows it cached (see LookupEntry).
+ *		Statement trigger on notify_channels, notify_categories,
+ *		notify_preferences and notify_suppressions: tells every backend to
+ *		forget what it cached of them (see LookupEntry).
  */
 PG_FUNCTION_INFO_V1(notify_lookup_invalidate);
 
@@ -720,29 +730,24 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 	 * or under its hash (what notify_forget_recipient leaves behind).
 	 */
 	rel = table_open(r->suppressions, AccessShareLock);
-	hash_too = hashed_suppressions != 0;
-	if (hashed_suppressions != 1)
+	/* invalidations were accepted by the caller's notify_category_lookup */
+	lookup_refresh();
+	if (hashed_suppressions < 0)
 	{
-		/* a change committed since we looked: its invalidation resets it */
-		AcceptInvalidationMessages();
-		if (hashed_suppressions < 0)
-		{
-			uint32		seen = suppressions_invalidations;
-			Snapshot	latest = RegisterSnapshot(GetLatestSnapshot());
+		Snapshot	latest = RegisterSnapshot(GetLatestSnapshot());
 
-			scan = systable_beginscan(rel, r->suppressions_hashed, true, latest, 0, NULL);
-			hash_too = HeapTupleIsValid(systable_getnext(scan));
-			systable_endscan(scan);
-			UnregisterSnapshot(latest);
-			/* kept unless a change arrived meanwhile (then: look next time) */
-			if (suppressions_invalidations == seen)
-				hashed_suppressions = hash_too ? 1 : 0;
-			else
-				hash_too = true;
-		}
+		scan = systable_beginscan(rel, r->suppressions_hashed, true, latest, 0, NULL);
+		hash_too = HeapTupleIsValid(systable_getnext(scan));
+		systable_endscan(scan);
+		UnregisterSnapshot(latest);
+		/* kept unless an invalidation arrived meanwhile; then look again */
+		if (lookup_valid)
+			hashed_suppressions = hash_too ? 1 : 0;
 		else
-			hash_too = hashed_suppressions != 0;
+			hash_too = true;
 	}
+	else
+		hash_too = hashed_suppressions == 1;
 	for (int form = 0; form < (hash_too ? 2 : 1) && !suppressed; form++)
 	{
 		text	   *key = address;
@@ -774,12 +779,15 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 		return NULL;
 
 	/* the most specific preference (none when nobody has one in cat) */
-	rel = table_open(r->preferences, AccessShareLock);
 	if (cat->has_preferences)
 	{
-		Relation	irel = index_open(r->preferences_scope, AccessShareLock);
+		Relation	irel;
 		ScanKeyData keys[2];
-		TupleDesc	desc = RelationGetDescr(rel);
+		TupleDesc	desc;
+
+		rel = table_open(r->preferences, AccessShareLock);
+		desc = RelationGetDescr(rel);
+		irel = index_open(r->preferences_scope, AccessShareLock);
 
 		text_key(&keys[0], irel, r->pref_recipient, address);
 		text_key(&keys[1], irel, r->pref_category, cat->name);
@@ -810,8 +818,8 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 			}
 		}
 		systable_endscan(scan);
+		table_close(rel, NoLock);
 	}
-	table_close(rel, NoLock);
 	if (best_rank >= 0)
 		return best_opted_in ? NULL : "opted_out";
 	if (cat->default_opt_in)

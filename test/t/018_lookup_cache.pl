@@ -106,6 +106,16 @@ $app->query_safe(q{ROLLBACK});
 is($to->('left@example.com'), 'skipped/suppressed', 'after ROLLBACK: suppressed under its address again');
 $app->query_safe(q{SELECT notify_forget_recipient('left@example.com')});
 is($to->('left@example.com'), 'skipped/suppressed', 'forgotten and committed: suppressed by hash');
+# A hashed suppression written by itself (no preference touched, as
+# notify_forget_recipient does): only the trigger on notify_suppressions can
+# tell the session.
+$node->safe_psql('app', q{DELETE FROM notify_suppressions WHERE address LIKE 'sha256:%'});
+# (a category change empties the session's cache whatever else happens, so
+# the next enqueue notes "no hashed suppression" from scratch)
+$node->safe_psql('app', q{UPDATE notify_categories SET description = description WHERE name = 'news'});
+is($to->('hashed@example.com'), 'pending/-', 'no hashed suppression any more: sent');
+$node->safe_psql('app', q{INSERT INTO notify_suppressions (address, reason, source) VALUES (notify_address_hash('hashed@example.com'), 'manual', 'admin')});
+is($to->('hashed@example.com'), 'skipped/suppressed', 'hashed suppression added by another session: suppressed');
 
 # Whether a category has any preference row is cached with the category: an
 # enqueue in a category nobody has a choice in skips the preference lookup.
