@@ -45,9 +45,9 @@
  * - No row triggers, rules or row-level security: the extension defines
  *   none on notify_outbox.  The one statement trigger it has, which makes
  *   COMMIT wake the worker, is applied by calling notify_wake_at_commit().
- * - Indexes with expressions are supported; exclusion constraints and
- *   deferrable unique constraints on notify_outbox are refused with an
- *   error naming the index.
+ * - Indexes with expressions are supported; exclusion constraints,
+ *   deferrable unique constraints and generated columns on notify_outbox
+ *   are refused (SQLSTATE 0A000, naming the index or column).
  *
  *-------------------------------------------------------------------------
  */
@@ -100,7 +100,7 @@ typedef struct OutboxIndex
 /* What is kept per backend, in its own memory context. */
 typedef struct OutboxCache
 {
-	bool		valid;			/* cleared by the relcache callback */
+	uint32		built_at;		/* invalidations when it was built */
 	Oid			nsp;
 	Oid			relid;
 	MemoryContext cxt;
@@ -118,9 +118,14 @@ typedef struct OutboxCache
 
 static OutboxCache cache;
 static bool callback_registered = false;
-static uint32 invalidations = 0;	/* bumped by the callback */
 
-/* The outbox, one of its indexes, or everything was invalidated. */
+/*
+ * Bumped by the relcache callback when the outbox, one of its indexes, or
+ * everything is invalidated; the cache is current while it equals
+ * cache.built_at (it starts at 1, so an unbuilt cache is not current).
+ */
+static uint32 invalidations = 1;
+
 static void
 outbox_relcache_callback(Datum arg, Oid relid)
 {
@@ -129,11 +134,10 @@ outbox_relcache_callback(Datum arg, Oid relid)
 	for (int i = 0; !ours && i < cache.nindexes; i++)
 		ours = relid == cache.indexes[i].oid;
 	if (ours)
-	{
-		cache.valid = false;
 		invalidations++;
-	}
 }
+
+#define cache_current(nsp) (cache.built_at == invalidations && cache.nsp == (nsp))
 
 static AttrNumber
 column_number(TupleDesc desc, const char *name)
@@ -145,7 +149,9 @@ column_number(TupleDesc desc, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return att->attnum;
 	}
-	elog(ERROR, "notify_outbox has no column \"%s\"", name);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of relation \"notify_outbox\" does not exist", name)));
 	return InvalidAttrNumber;	/* keep the compiler quiet */
 }
 
@@ -160,7 +166,7 @@ build_cache(Relation rel, Oid nsp)
 	int			n = 0;
 	uint32		start = invalidations;
 
-	cache.valid = false;
+	cache.built_at = 0;
 	cache.nindexes = 0;
 	cache.relid = RelationGetRelid(rel);
 	if (cache.cxt != NULL)
@@ -186,8 +192,10 @@ build_cache(Relation rel, Oid nsp)
 		if (att->attisdropped || cache.is_given[i])
 			continue;
 		if (att->attgenerated)
-			elog(ERROR, "notify_outbox.%s is a generated column, which notify_enqueue does not support",
-				 NameStr(att->attname));
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("notify_enqueue does not support generated column \"%s\" of notify_outbox",
+							NameStr(att->attname))));
 		/* identity columns get their nextval() here, as in an INSERT */
 		def = build_column_default(rel, i + 1);
 		if (def != NULL)
@@ -241,12 +249,15 @@ build_cache(Relation rel, Oid nsp)
 		cache.nindexes = n;
 	}
 	if (cache.arbiter == NULL)
-		elog(ERROR, "notify_outbox has no unique index on dedup_key");
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("notify_outbox has no unique index on dedup_key"),
+				 errhint("notify_enqueue needs notify_outbox_dedup_key_key; recreate it or the extension.")));
 
 	MemoryContextSwitchTo(old);
 	cache.nsp = nsp;
 	/* an invalidation that came in while building: build again next time */
-	cache.valid = invalidations == start;
+	cache.built_at = start;
 }
 
 /*
@@ -381,12 +392,15 @@ notify_outbox_insert(Oid nsp, const Datum *values, const bool *isnull, int64 *id
 		callback_registered = true;
 	}
 
-	relid = cache.valid && cache.nsp == nsp ? cache.relid : get_relname_relid("notify_outbox", nsp);
+	relid = cache_current(nsp) ? cache.relid : get_relname_relid("notify_outbox", nsp);
 	if (!OidIsValid(relid))
-		elog(ERROR, "notify_outbox not found in schema %u", nsp);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"notify_outbox\" of extension notify does not exist in schema \"%s\"",
+						get_namespace_name(nsp))));
 	rel = table_open(relid, RowExclusiveLock);
 	/* taking the lock may have processed invalidations */
-	if (!cache.valid || cache.nsp != nsp || cache.relid != relid)
+	if (!cache_current(nsp) || cache.relid != relid)
 		build_cache(rel, nsp);
 	desc = RelationGetDescr(rel);
 
