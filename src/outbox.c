@@ -20,17 +20,23 @@
  * (dedup_key) DO NOTHING does, with the same primitives and in the same
  * order (see ExecInsert in nodeModifyTable.c):
  *
- * 1. With a dedup key, look for a row with that key under a dirty snapshot,
- *    through the key's unique index.  A row another transaction is still
- *    inserting or deleting is waited for, then the search starts again; a
- *    live row ends the call: its id is the result, nothing is written.
- * 2. Insert the heap tuple speculatively (under a speculative insertion
- *    token), then its index entries; the key's index is checked without
- *    waiting or raising an error (UNIQUE_CHECK_PARTIAL).  If a concurrent
- *    insert of the same key got in first, our tuple is killed at once and
- *    we go back to 1, which waits for the other one.  Otherwise the
- *    insertion is confirmed.
+ * 1. With a dedup key, insert the heap tuple speculatively (under a
+ *    speculative insertion token), then its index entries; the key's index
+ *    is checked without waiting or raising an error (UNIQUE_CHECK_PARTIAL).
+ *    When no other row holds the key, the insertion is confirmed: done.
+ * 2. Otherwise our tuple is killed at once, and we look for the row with
+ *    that key under a dirty snapshot, through the key's unique index.  A
+ *    row another transaction is still inserting or deleting is waited for,
+ *    then the search starts again; a live row ends the call: its id is the
+ *    result.  If the row is gone (its inserter rolled back), back to 1.
  * 3. Without a dedup key the row cannot conflict: a plain insert.
+ *
+ * ExecInsert looks for a conflicting row before it inserts (step 2 first),
+ * so that statements which mostly conflict do not leave a killed tuple
+ * and its index entries behind each time.  An enqueue mostly does not
+ * conflict (a dedup key repeats only when a producer retries), so here the
+ * unique index's own check during the insert is the only look in the
+ * common case, and a duplicate costs a killed tuple, which VACUUM removes.
  *
  * Unique indexes other than the key's (the primary key) are checked as an
  * INSERT checks them.  Under REPEATABLE READ or SERIALIZABLE, a live row
@@ -459,11 +465,6 @@ notify_outbox_insert(Oid nsp, const Datum *values, const bool *isnull, int64 *id
 			uint32		token;
 			bool		conflict;
 
-			if (find_dedup_row(rel, values[NOTIFY_OUTBOX_DEDUP_KEY], &existing))
-			{
-				*id = existing;
-				break;
-			}
 			token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 			table_tuple_insert_speculative(rel, slot, cid, 0, NULL, token);
 			conflict = insert_index_entries(rel, irels, slot, econtext, estate, true);
@@ -474,7 +475,12 @@ notify_outbox_insert(Oid nsp, const Datum *values, const bool *isnull, int64 *id
 				inserted = true;
 				break;
 			}
-			/* someone inserted the key meanwhile: wait for them in find_dedup_row */
+			/* another row holds the key, or is being inserted with it */
+			if (find_dedup_row(rel, values[NOTIFY_OUTBOX_DEDUP_KEY], &existing))
+			{
+				*id = existing;
+				break;
+			}
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
