@@ -173,7 +173,7 @@ COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (te
 -- that notify_backlog is an index-only scan of the two (no index of its own).
 -- Unique where set: rows without a key have no entry (a UNIQUE constraint
 -- would index their NULLs too, and take a new entry at each of their
--- updates).  notify_enqueue (src/outbox.c) finds it as ON CONFLICT
+-- updates).  notify_enqueue (src/direct_insert.c) finds it as ON CONFLICT
 -- (dedup_key) WHERE dedup_key IS NOT NULL would infer it.
 CREATE UNIQUE INDEX notify_outbox_dedup_key_key ON notify_outbox (dedup_key)
 	WHERE dedup_key IS NOT NULL;
@@ -236,7 +236,7 @@ AS 'MODULE_PATHNAME', 'notify_enqueue';
 -- (notify_decide: a message that must not go out is stored skipped, with
 -- the reason, and audited), and inserts the row as INSERT ... ON CONFLICT
 -- (dedup_key) DO NOTHING would, without an executor statement
--- (src/outbox.c); a key that exists returns the existing row's id and is
+-- (src/direct_insert.c); a key that exists returns the existing row's id and is
 -- audited as deduplicated.
 COMMENT ON FUNCTION notify_enqueue(text, text, jsonb, text, text, text, timestamptz, text, integer, text, jsonb, timestamptz) IS
 	'Enqueues one notification in the caller''s transaction and returns its outbox id; with a dedup_key already present, returns the existing id and adds nothing.';

@@ -8,19 +8,19 @@
  * transaction that notifies, so it is C.  The checks read the channel, the
  * category, suppressions and preferences through their indexes directly
  * (unsubscribe.c) and the template through the per-process resolution
- * cache (template.c); the row goes into notify_outbox through outbox.c,
- * which does what INSERT ... ON CONFLICT (dedup_key) DO NOTHING does
- * without paying for an executor statement per call.
+ * cache (template.c); the row goes into notify_outbox through
+ * direct_insert.c, which does what INSERT ... ON CONFLICT (dedup_key) DO
+ * NOTHING does without paying for an executor statement per call, and so
+ * does the audit row of a skipped notification or a dedup hit.
  *
  * The SQL declaration is SECURITY DEFINER with a pinned search_path, so
- * this runs as the extension's owner; the two audit statements (a skipped
- * row, a dedup hit) are kept plans whose names are all schema-qualified.
+ * this runs as the extension's owner.
  *
  * Dedup: two concurrent enqueues with one key never both insert and
  * neither fails: the second waits for the first to commit or abort, then
- * returns the first one's id or inserts (outbox.c).
+ * returns the first one's id or inserts (direct_insert.c).
  *
- * The COMMIT wake-up is set by outbox.c (wakeup.c), as the statement
+ * The COMMIT wake-up is set by direct_insert.c (wakeup.c), as the statement
  * trigger on notify_outbox does for any other INSERT.
  *
  *-------------------------------------------------------------------------
@@ -29,7 +29,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -45,11 +44,6 @@
 #define TEMPLATE_KEY_MAXLEN	128
 #define DEDUP_KEY_MAXLEN	256
 #define URL_MAXLEN			2048
-
-/* the kept audit statements, for the schema they were prepared in */
-static Oid	plans_nsp = InvalidOid;
-static SPIPlanPtr audit_skipped_plan = NULL;
-static SPIPlanPtr audit_dedup_plan = NULL;
 
 PG_FUNCTION_INFO_V1(notify_enqueue);
 
@@ -176,51 +170,34 @@ tenant_of(Jsonb *metadata)
 	return cstring_to_text(JsonbToCString(NULL, v->val.binary.data, v->val.binary.len));
 }
 
-static SPIPlanPtr
-keep(const char *sql, int nargs, Oid *types)
+/*
+ * A JSON object of n keys and text values (NULL: JSON null), as
+ * jsonb_build_object() makes it.
+ */
+static Jsonb *
+text_object(int n, const char *const *keys, text *const *vals)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
 
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep plan of \"%s\"", sql);
-	return plan;
-}
-
-/* Prepare the audit statements for schema nsp, unless that was done. */
-static void
-prepare_plans(Oid nsp)
-{
-	const char *s;
-	Oid			skipped_types[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Oid			dedup_types[3] = {INT8OID, TEXTOID, TEXTOID};
-
-	if (plans_nsp == nsp && audit_skipped_plan != NULL)
-		return;
-	if (audit_skipped_plan)
-		SPI_freeplan(audit_skipped_plan);
-	if (audit_dedup_plan)
-		SPI_freeplan(audit_dedup_plan);
-	audit_skipped_plan = audit_dedup_plan = NULL;
-	plans_nsp = InvalidOid;
-
-	s = quote_identifier(get_namespace_name(nsp));
-	/*
-	 * INSERTs rather than calls of notify_audit(), a SQL function that is
-	 * parsed and planned again in every transaction; the actor is already
-	 * the argument or notify.actor.
-	 */
-	audit_skipped_plan = keep(psprintf("INSERT INTO %s.notify_audit_log (actor, action, object, detail)"
-									   " VALUES ($5, 'skipped', 'outbox:' OPERATOR(pg_catalog.||) $1,"
-									   "  pg_catalog.jsonb_build_object('reason', $2, 'category', $3,"
-									   "  'channel', $4))", s),
-							  5, skipped_types);
-	audit_dedup_plan = keep(psprintf("INSERT INTO %s.notify_audit_log (actor, action, object, detail)"
-									 " VALUES ($3, 'deduplicated', 'outbox:' OPERATOR(pg_catalog.||) $1,"
-									 "  pg_catalog.jsonb_build_object('dedup_key', $2))", s),
-							3, dedup_types);
-	plans_nsp = nsp;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) keys[i];
+		v.val.string.len = strlen(keys[i]);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		if (vals[i] == NULL)
+			v.type = jbvNull;
+		else
+		{
+			v.type = jbvString;
+			v.val.string.val = VARDATA_ANY(vals[i]);
+			v.val.string.len = VARSIZE_ANY_EXHDR(vals[i]);
+		}
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 /*
@@ -441,33 +418,28 @@ notify_enqueue(PG_FUNCTION_ARGS)
 	/* the audit log: a skipped row, or a dedup hit (not a plain enqueue) */
 	if (skip != NULL || !inserted)
 	{
-		Datum		a[5];
-		char		an[5] = {' ', ' ', ' ', ' ', ' '};
-		SPIPlanPtr	plan;
+		Datum		a[NOTIFY_AUDIT_NCOLUMNS];
+		bool		an[NOTIFY_AUDIT_NCOLUMNS] = {false};
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		prepare_plans(nsp);
-		a[0] = Int64GetDatum(id);
+		a[NOTIFY_AUDIT_ACTOR] = PointerGetDatum(actor);
+		an[NOTIFY_AUDIT_ACTOR] = actor == NULL;
+		a[NOTIFY_AUDIT_OBJECT] = CStringGetTextDatum(psprintf("outbox:" INT64_FORMAT, id));
 		if (inserted)
 		{
-			plan = audit_skipped_plan;
-			a[1] = CStringGetTextDatum(skip);
-			a[2] = PointerGetDatum(cat.name);
-			a[3] = PointerGetDatum(channel);
-			a[4] = PointerGetDatum(actor);
-			an[4] = actor ? ' ' : 'n';
+			static const char *const keys[3] = {"reason", "category", "channel"};
+			text	   *vals[3] = {cstring_to_text(skip), cat.name, channel};
+
+			a[NOTIFY_AUDIT_ACTION] = CStringGetTextDatum("skipped");
+			a[NOTIFY_AUDIT_DETAIL] = JsonbPGetDatum(text_object(3, keys, vals));
 		}
 		else
 		{
-			plan = audit_dedup_plan;
-			a[1] = PointerGetDatum(dedup_key);
-			a[2] = PointerGetDatum(actor);
-			an[2] = actor ? ' ' : 'n';
+			static const char *const keys[1] = {"dedup_key"};
+
+			a[NOTIFY_AUDIT_ACTION] = CStringGetTextDatum("deduplicated");
+			a[NOTIFY_AUDIT_DETAIL] = JsonbPGetDatum(text_object(1, keys, &dedup_key));
 		}
-		if (SPI_execute_plan(plan, a, an, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write the audit log: %s", SPI_result_code_string(SPI_result));
-		SPI_finish();
+		notify_audit_insert(nsp, a, an);
 	}
 	PG_RETURN_INT64(id);
 }

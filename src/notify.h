@@ -125,7 +125,7 @@ extern const char *notify_decide_for(Oid nsp, text *recipient,
 									 const NotifyCategory *cat, text *channel,
 									 const char *channel_kind, text *tenant);
 
-/*---- outbox.c: the outbox row notify_enqueue writes ----*/
+/*---- direct_insert.c: the rows notify_enqueue writes ----*/
 typedef enum NotifyOutboxColumn
 {
 	NOTIFY_OUTBOX_DEDUP_KEY,
@@ -150,6 +150,17 @@ typedef enum NotifyOutboxColumn
 
 extern bool notify_outbox_insert(Oid nsp, const Datum *values, const bool *isnull,
 								 int64 *id);
+
+typedef enum NotifyAuditColumn
+{
+	NOTIFY_AUDIT_ACTOR,
+	NOTIFY_AUDIT_ACTION,
+	NOTIFY_AUDIT_OBJECT,
+	NOTIFY_AUDIT_DETAIL,
+	NOTIFY_AUDIT_NCOLUMNS
+} NotifyAuditColumn;
+
+extern void notify_audit_insert(Oid nsp, const Datum *values, const bool *isnull);
 
 /*---- template.c ----*/
 extern void notify_template_resolve_for(const char *template_key, text *locale,

@@ -1,11 +1,14 @@
-# notify_enqueue writes its outbox row without the executor (src/outbox.c),
+# notify_enqueue writes its outbox row, and the audit row of a skipped or
+# deduplicated notification, without the executor (src/direct_insert.c),
 # keeping per backend what an INSERT would rebuild at every call: column
-# defaults, index definitions, partial-index predicates.  This checks that
-# such a backend still writes every index entry after indexes are created
-# and dropped under it (amcheck's heapallindexed is the oracle), refuses
-# indexes it cannot maintain, honours read-only transactions and REPEATABLE
-# READ like INSERT ... ON CONFLICT DO NOTHING does, and that its COMMIT
-# wakes the worker (no statement trigger fires on this path).
+# defaults, CHECK constraints, index definitions, partial-index predicates.
+# This checks that such a backend still writes every index entry after
+# indexes are created and dropped under it (amcheck's heapallindexed is the
+# oracle), enforces CHECK constraints added under it, refuses indexes and
+# triggers it cannot honour, writes audit rows as notify_audit() does,
+# honours read-only transactions and REPEATABLE READ like INSERT ... ON
+# CONFLICT DO NOTHING does, and that its COMMIT wakes the worker (no
+# statement trigger fires on this path).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -98,6 +101,56 @@ like($app->query_safe(enqueue(", dedup_key => 'excluded'")),
 is($node->safe_psql('app', 'SELECT count(*) FROM notify_outbox'), $before, 'nothing written');
 $node->safe_psql('app', 'ALTER TABLE notify_outbox DROP CONSTRAINT no_twins');
 like($app->query_safe(enqueue(", dedup_key => 'excluded'")), qr/^\d+$/, 'works again once it is dropped');
+
+# A CHECK constraint added under the session is enforced, with INSERT's
+# error; nothing is written.
+$node->safe_psql('app', q{ALTER TABLE notify_outbox ADD CONSTRAINT no_example_org CHECK (recipient NOT LIKE '%@example.org')});
+$before = $node->safe_psql('app', 'SELECT count(*) FROM notify_outbox');
+like($app->query_safe(q{SELECT try($q$SELECT notify_enqueue('notify.message', 'b@example.org', '{"subject": "s", "text": "t"}')$q$)}),
+	qr/^ERROR 23514: new row for relation "notify_outbox" violates check constraint "no_example_org"/,
+	'CHECK constraint added under the session: 23514');
+is($node->safe_psql('app', 'SELECT count(*) FROM notify_outbox'), $before, 'nothing written');
+like($app->query_safe(enqueue()), qr/^\d+$/, 'a row that satisfies it is written');
+$node->safe_psql('app', 'ALTER TABLE notify_outbox DROP CONSTRAINT no_example_org');
+
+# A trigger of the user's on INSERT would not fire on this path: refused,
+# naming it, unless disabled.
+$node->safe_psql('app', q{
+CREATE FUNCTION outbox_mirror() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER outbox_mirror AFTER INSERT ON notify_outbox FOR EACH ROW EXECUTE FUNCTION outbox_mirror();
+});
+$before = $node->safe_psql('app', 'SELECT count(*) FROM notify_outbox');
+like($app->query_safe(enqueue(", dedup_key => 'mirrored'")),
+	qr/^ERROR 0A000: notify_enqueue does not support trigger "outbox_mirror" on notify_outbox/,
+	'user INSERT trigger: feature_not_supported, naming the trigger');
+is($node->safe_psql('app', 'SELECT count(*) FROM notify_outbox'), $before, 'nothing written');
+$node->safe_psql('app', 'ALTER TABLE notify_outbox DISABLE TRIGGER outbox_mirror');
+like($app->query_safe(enqueue(", dedup_key => 'mirrored'")), qr/^\d+$/, 'disabled: enqueues again');
+$node->safe_psql('app', 'DROP TRIGGER outbox_mirror ON notify_outbox');
+
+# Audit rows of a dedup hit and of a skipped notification, written the same
+# way: the columns notify_audit() would give them, the log's own CHECK
+# enforced, and a user trigger on the log refused.
+my $dup = $app->query_safe(enqueue(", dedup_key => 'k1', actor => 'alice'"));
+is($node->safe_psql('app', qq{SELECT action || ' ' || object || ' ' || actor || ' ' || detail::text || ' ' || (db_role = session_user) || ' ' || (at > now() - interval '1 minute')
+	FROM notify_audit_log WHERE object = 'outbox:$dup' AND action = 'deduplicated'}),
+	qq{deduplicated outbox:$dup alice {"dedup_key": "k1"} true true}, 'dedup hit audited with actor, detail, db_role and time');
+$node->safe_psql('app', q{SELECT notify_suppress('gone@example.com', 'manual')});
+my $skipped = $app->query_safe(q{SELECT notify_enqueue('notify.message', 'gone@example.com', '{"subject": "s", "text": "t"}')});
+is($node->safe_psql('app', qq{SELECT detail::text FROM notify_audit_log WHERE object = 'outbox:$skipped' AND action = 'skipped'}),
+	'{"reason": "suppressed", "channel": "email", "category": "transactional"}', 'skipped row audited with reason, category, channel');
+is($node->safe_psql('app', q{SELECT count(*) FROM notify_audit_log WHERE id IS NULL OR at IS NULL OR db_role IS NULL}), '0',
+	'identity and defaults filled in');
+$node->safe_psql('app', q{CREATE TRIGGER audit_mirror AFTER INSERT ON notify_audit_log FOR EACH ROW EXECUTE FUNCTION outbox_mirror()});
+like($app->query_safe(q{SELECT try($q$SELECT notify_enqueue('notify.message', 'gone@example.com', '{"subject": "s", "text": "t"}')$q$)}),
+	qr/^ERROR 0A000: notify_enqueue does not support trigger "audit_mirror" on notify_audit_log/,
+	'user trigger on the audit log: refused');
+$node->safe_psql('app', 'DROP TRIGGER audit_mirror ON notify_audit_log');
+$node->safe_psql('app', q{ALTER TABLE notify_audit_log ADD CONSTRAINT no_skips CHECK (action <> 'skipped') NOT VALID});
+like($app->query_safe(q{SELECT try($q$SELECT notify_enqueue('notify.message', 'gone@example.com', '{"subject": "s", "text": "t"}')$q$)}),
+	qr/^ERROR 23514: new row for relation "notify_audit_log" violates check constraint "no_skips"/,
+	'CHECK on the audit log enforced');
+$node->safe_psql('app', 'ALTER TABLE notify_audit_log DROP CONSTRAINT no_skips');
 
 # A read-only transaction may not enqueue.
 like($node->safe_psql('app', 'BEGIN READ ONLY; ' . enqueue() . '; COMMIT'),
