@@ -83,6 +83,31 @@ SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', json
 SET notify.max_payload_bytes = 1024;
 SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', jsonb_build_object('blob', repeat('x', 2000)))$q$);
 RESET notify.max_payload_bytes;
+-- the limit is on the JSON text exactly (octet_length(payload::text)): a
+-- payload of exactly the limit is accepted, one byte less rejects it, for
+-- text with escapes, nesting, numbers whose text is longer than their
+-- stored form, and the other scalars
+CREATE FUNCTION pg_temp.limit_is_exact(p jsonb) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE n int := octet_length(p::text);
+BEGIN
+	PERFORM set_config('notify.max_payload_bytes', n::text, true);
+	PERFORM notify_enqueue('notify.message', 'a@example.com', p);
+	PERFORM set_config('notify.max_payload_bytes', (n - 1)::text, true);
+	BEGIN
+		PERFORM notify_enqueue('notify.message', 'a@example.com', p);
+		RETURN n || ' bytes: accepted over the limit';
+	EXCEPTION WHEN OTHERS THEN
+		RETURN n || ' bytes: ' || SQLSTATE;
+	END;
+END $f$;
+SELECT pg_temp.limit_is_exact(jsonb_build_object('subject', 's', 'text', 't') || p::jsonb) AS exact_limit
+FROM (VALUES
+	(jsonb_build_object('pad', repeat('x', 300))),
+	(jsonb_build_object('escaped', repeat(E'\u0001"\\\n\t', 60))),
+	(jsonb_build_object('nested', '[[[], {}], {"a": [1, 2, {"b": null}]}, [true, false]]'::jsonb, 'pad', repeat('y', 250))),
+	(jsonb_build_object('big', 1e300::numeric, 'small', -0.000000001::numeric)),
+	(jsonb_build_object('unicode', repeat('ü€😀', 40)))
+) AS t(p);
 SELECT pg_temp.try($q$SELECT notify_enqueue('user.signup', 'a@example.com', metadata => '[]')$q$);
 
 -- template keys
