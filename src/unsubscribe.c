@@ -56,6 +56,8 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_am.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
@@ -105,6 +107,7 @@ typedef struct DecideRels
 	Oid			suppressions;
 	Oid			suppressions_pkey;
 	Oid			suppressions_hashed;	/* partial index: sha256:% only */
+	Oid			suppressions_address;	/* hash index: the enqueue's probe */
 	AttrNumber	sup_address;
 	AttrNumber	sup_expires_at;
 	Oid			preferences;
@@ -284,7 +287,7 @@ decide_rels_invalidate(Datum arg, Oid relid)
 		relid == decide_rels.categories || relid == decide_rels.categories_pkey ||
 		relid == decide_rels.channels || relid == decide_rels.channels_pkey ||
 		relid == decide_rels.suppressions || relid == decide_rels.suppressions_pkey ||
-		relid == decide_rels.suppressions_hashed ||
+		relid == decide_rels.suppressions_hashed || relid == decide_rels.suppressions_address ||
 		relid == decide_rels.preferences || relid == decide_rels.preferences_scope ||
 		relid == decide_rels.preferences_category)
 		decide_rels.valid = false;
@@ -360,6 +363,7 @@ decide_rels_get(Oid nsp)
 	r.suppressions = decide_relid("notify_suppressions", nsp);
 	r.suppressions_pkey = decide_relid("notify_suppressions_pkey", nsp);
 	r.suppressions_hashed = decide_relid("notify_suppressions_hashed_idx", nsp);
+	r.suppressions_address = decide_relid("notify_suppressions_address_hash_idx", nsp);
 	r.sup_address = decide_attnum(r.suppressions, "address");
 	r.sup_expires_at = decide_attnum(r.suppressions, "expires_at");
 	r.preferences = decide_relid("notify_preferences", nsp);
@@ -454,8 +458,9 @@ text_key(ScanKey key, Relation index, AttrNumber attno, text *value)
 		}
 	if (i == index->rd_index->indnatts)
 		elog(ERROR, "column %d is not in index \"%s\"", attno, RelationGetRelationName(index));
-	ScanKeyEntryInitialize(key, 0, attno, BTEqualStrategyNumber, InvalidOid,
-						   collation, F_TEXTEQ, PointerGetDatum(value));
+	ScanKeyEntryInitialize(key, 0, attno,
+						   index->rd_rel->relam == HASH_AM_OID ? HTEqualStrategyNumber : BTEqualStrategyNumber,
+						   InvalidOid, collation, F_TEXTEQ, PointerGetDatum(value));
 }
 
 /*
@@ -704,6 +709,40 @@ notify_lookup_invalidate(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Whether rel (notify_suppressions) has a row for key that has not
+ * expired, found through the hash index on the address.  A hash index's
+ * matches are rechecked (systable_getnext cannot do that).
+ */
+static bool
+suppression_in_force(Relation rel, const DecideRels *r, text *key, Snapshot snapshot)
+{
+	Relation	irel = index_open(r->suppressions_address, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found = false;
+
+	text_key(&skey, irel, r->sup_address, key);
+	skey.sk_attno = 1;			/* the index's first (only) column */
+	scan = index_beginscan(rel, irel, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, r->sup_address, &isnull);
+
+		if (isnull || !text_equal(d, key))
+			continue;			/* a hash collision */
+		d = slot_getattr(slot, r->sup_expires_at, &isnull);
+		found = isnull || DatumGetTimestampTz(d) > GetCurrentTransactionStartTimestamp();
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(irel, NoLock);
+	return found;
+}
+
+/*
  * notify_decide_for
  *		The decision of notify_decide() for category cat (already looked
  *		up), with the channel's kind when the caller knows it (NULL: read
@@ -762,15 +801,7 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 
 			key = cstring_to_text(psprintf("sha256:%s", text_to_cstring(hex)));
 		}
-		tup = lookup_one(rel, r->suppressions_pkey, r->sup_address, key, snapshot, &scan);
-		if (HeapTupleIsValid(tup))
-		{
-			Datum		expires = heap_getattr(tup, r->sup_expires_at, RelationGetDescr(rel), &isnull);
-
-			suppressed = isnull ||
-				DatumGetTimestampTz(expires) > GetCurrentTransactionStartTimestamp();
-		}
-		systable_endscan(scan);
+		suppressed = suppression_in_force(rel, r, key, snapshot);
 	}
 	table_close(rel, NoLock);
 	if (suppressed)
