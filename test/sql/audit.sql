@@ -42,6 +42,9 @@ SELECT db_role, actor, action, object, detail, at <= clock_timestamp() AS at_set
 FROM notify_audit_log WHERE object LIKE 'audit-test:%' ORDER BY id;
 -- a bad action name is refused
 SELECT pg_temp.try($$SELECT notify_audit('Delete Everything', 'audit-test:6')$$, detail => false);
+-- ... and so is one longer than 64 characters; 64 are fine
+SELECT pg_temp.try($$SELECT notify_audit(repeat('a', 65), 'length-test:1')$$, detail => false);
+SELECT pg_temp.try($$SELECT notify_audit(repeat('a', 64), 'length-test:1')$$, detail => false);
 
 -- ---- changing: refused for a role with explicit grants ----
 SET SESSION AUTHORIZATION notify_auditor;
