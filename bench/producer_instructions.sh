@@ -33,7 +33,8 @@
 #
 # Usage: bench/producer_instructions.sh   (as root; ~3 minutes)
 # Environment: N (500), ROUNDS (2), PREFS (1), VARIANTS ("baseline direct
-#   notify"), NOTIFY_REV.
+#   notify"), NOTIFY_REV, KEEP=1 (keep the scratch directory with the
+#   callgrind files, for callgrind_annotate).
 source "$(dirname "$0")/../scripts/common.sh"
 
 N=${N:-500}
@@ -55,7 +56,7 @@ cleanup() {
 	if [ -f "$DATA/postmaster.pid" ]; then
 		as_pg pg_ctl stop -D "$DATA" -m immediate >/dev/null 2>&1 || true
 	fi
-	rm -rf "$WORK"
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
@@ -118,7 +119,8 @@ for i in range(n):
     r = random.randint(1, 100000)
     print("BEGIN")
     print("EXECUTE t")
-    print(f"EXECUTE o('user{r}@example{r % 1000}.com', 'ticket_reply:{seed}:{i}', {random.randint(1, 10**9)})")
+    # dedup keys unique across variants too (a repeated key is a dedup hit)
+    print(f"EXECUTE o('user{r}@example{r % 1000}.com', 'ticket_reply:{variant[0]}{seed}:{i}', {random.randint(1, 10**9)})")
     print("COMMIT")
 PY
 }
