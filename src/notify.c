@@ -362,7 +362,7 @@ notify_define_gucs(void)
 	MarkGUCPrefixReserved("notify");
 }
 
-/* Reserve the shared status block. */
+/* Reserve the shared status block and the in-flight registry. */
 static void
 notify_shmem_request(void)
 {
@@ -371,6 +371,7 @@ notify_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(NotifySharedState)));
+	RequestAddinShmemSpace(inflight_shmem_size());
 }
 
 /* Create or attach to the shared status block. */
@@ -392,6 +393,7 @@ notify_shmem_startup(void)
 		SpinLockInit(&notify_shared->mutex);
 		notify_shared->state = NOTIFY_WORKER_STOPPED;
 	}
+	inflight_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

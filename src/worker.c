@@ -172,6 +172,7 @@ notify_worker_main(Datum main_arg)
 	pg_atomic_write_u32(&notify_shared->worker_procno_plus1,
 						(uint32) notify_my_proc_number() + 1);
 	on_shmem_exit(worker_exit, (Datum) 0);
+	inflight_init();
 
 	/* LISTEN notify, so that NOTIFY notify wakes us. */
 	StartTransactionCommand();
@@ -454,9 +455,13 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 
-	/* Committed: count what was recorded and free it. */
+	/* Committed: release what was recorded, count it and free it. */
 	if (recorded != NIL)
 	{
+		ListCell   *lc;
+
+		foreach(lc, recorded)
+			inflight_remove(((NotifyJob *) lfirst(lc))->id);
 		/* asynchronously: record_flush makes it durable soon */
 		unflushed_lsn = XactLastCommitEnd;
 		if (flush_due == 0)
@@ -487,7 +492,7 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 static List *
 claim_due(NotifyBatch *batch)
 {
-	int			room = notify_batch_size - transfer_in_flight();
+	int			room = Min(notify_batch_size - transfer_in_flight(), inflight_room());
 	List	   *jobs = NIL;
 	List	   *limited;
 	List	   *excluded = NIL;
@@ -835,6 +840,8 @@ static void
 worker_exit(int code, Datum arg)
 {
 	pg_atomic_write_u32(&notify_shared->worker_procno_plus1, 0);
+	/* our claims end with us: the rows are pending, the next worker takes them */
+	inflight_clear();
 	SpinLockAcquire(&notify_shared->mutex);
 	notify_shared->worker_pid = 0;
 	notify_shared->state = NOTIFY_WORKER_STOPPED;
