@@ -163,8 +163,8 @@ notify_define_gucs(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("notify.lease_time",
-							gettext_noop("How long a claimed row stays reserved before another claim may take it back."),
-							gettext_noop("Must exceed the longest send; rows of a worker that died return to pending after it."),
+							gettext_noop("How long a row left in status sending by an earlier version stays reserved before it returns to pending."),
+							gettext_noop("Claims are no longer written into the row (the worker's in-flight registry holds them); only such rows have a lease."),
 							&notify_lease_time,
 							300,
 							10,
