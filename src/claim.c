@@ -56,6 +56,7 @@ static SPIPlanPtr archive_plan = NULL;
 static void forget_plans(void);
 static SPIPlanPtr prepare(const char *sql, int nargs, Oid *argtypes, int cursor_options);
 static Datum text_array(List *values);
+static char *text_column(HeapTuple tup, TupleDesc desc, int fnumber);
 static const char *enhanced_status(const char *reply, char *buf);
 
 /*
@@ -332,20 +333,21 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		Datum		d;
 
 		job->batch = batch;
+		job->outbox_relid = outbox_relid;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		job->channel = SPI_getvalue(tup, desc, 2);
-		job->kind = SPI_getvalue(tup, desc, 3);
-		job->recipient = SPI_getvalue(tup, desc, 4);
-		job->template_key = SPI_getvalue(tup, desc, 5);
+		job->channel = text_column(tup, desc, 2);
+		job->kind = text_column(tup, desc, 3);
+		job->recipient = text_column(tup, desc, 4);
+		job->template_key = text_column(tup, desc, 5);
 		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
-		job->message_id = SPI_getvalue(tup, desc, 7);
+		job->message_id = text_column(tup, desc, 7);
 		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-		job->locale = SPI_getvalue(tup, desc, 10);
+		job->locale = text_column(tup, desc, 10);
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		job->template_version = isnull ? 0 : DatumGetInt32(d);
-		job->skip_reason = SPI_getvalue(tup, desc, 12);
-		job->unsubscribe_url = SPI_getvalue(tup, desc, 13);
+		job->skip_reason = text_column(tup, desc, 12);
+		job->unsubscribe_url = text_column(tup, desc, 13);
 		if (job->skip_reason != NULL)
 			job->outcome = NOTIFY_OUTCOME_SKIPPED;
 		/* before the commit: from then on the row is ours */
@@ -417,6 +419,13 @@ claim_record(List *jobs)
 		char		status[16];
 		const char *enh;
 
+		/*
+		 * Claimed from an outbox that was dropped since (DROP and CREATE
+		 * EXTENSION): its id may now name another row.  Nothing to record.
+		 */
+		if (job->outbox_relid != outbox_relid)
+			continue;
+
 		ids[i] = Int64GetDatum(job->id);
 		attempts[i] = Int32GetDatum(job->attempt);
 		codes[i] = Int32GetDatum(job->response_code);
@@ -448,6 +457,9 @@ claim_record(List *jobs)
 		}
 	}
 
+	n = i;
+	if (n == 0)
+		return 0;
 	dims[0] = n;
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[1] = text_array(outcomes);
@@ -544,6 +556,20 @@ prepare(const char *sql, int nargs, Oid *argtypes, int cursor_options)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	SPI_keepplan(plan);
 	return plan;
+}
+
+/*
+ * A text (or domain over text) column of an SPI result as a C string, NULL
+ * for NULL: what SPI_getvalue gives, without its type output lookup and
+ * call for every value.
+ */
+static char *
+text_column(HeapTuple tup, TupleDesc desc, int fnumber)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, fnumber, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 /* A text[] of the strings in values (NULL pointers are NULL elements). */
