@@ -94,6 +94,15 @@ like($err, qr/notification $id is sending, only pending notifications can be can
 like($err, qr/notification $id is sending, it cannot be retried/, 'notify_retry refuses it');
 is($node->safe_psql('postgres', "SELECT notify_cancel_matching(recipient => 'slow\@example.com')"), '0',
 	'notify_cancel_matching passes over it');
+# the worker's own expiry check (every poll interval here) passes over rows in flight
+my $exp = $node->safe_psql('postgres',
+	q{SELECT notify_enqueue('notify.message', 'slow2@example.com', '{"subject": "s", "text": "t"}',
+		expires_at => now() + interval '1 second')});
+ok(defined NotifyTest::Node::wait_for($node, 'SELECT in_flight FROM notify_worker_status', '2', 10),
+	'a second send, due to expire in 1 s, is in flight');
+sleep 2;
+is($node->safe_psql('postgres', "SELECT status || ' ' || notify_in_flight($exp) FROM notify_outbox WHERE id = $exp"),
+	'pending true', 'past its expires_at, the row in flight is not expired under the worker');
 $pid = NotifyTest::Node::worker_pid($node);
 my $t = time;
 kill 'TERM', $pid;
@@ -111,6 +120,9 @@ ok(defined NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox W
 	'the released message is sent by the next worker');
 is($node->safe_psql('postgres', "SELECT attempts FROM notify_outbox WHERE id = $id"), '1',
 	'the interrupted send did not count as an attempt');
+ok(defined NotifyTest::Node::wait_for($node, "SELECT status || ' ' || attempts FROM notify_outbox WHERE id = $exp",
+		'expired 0', 10),
+	'released after its expires_at, the other row ends expired, its interrupted send not counted');
 ok($node->log_contains(qr/notify worker.*exited with exit code 1/), 'worker exit logged');
 
 $node->stop;
