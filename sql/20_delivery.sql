@@ -75,6 +75,21 @@ CREATE VIEW notify_worker_status AS SELECT * FROM notify_worker_status();
 COMMENT ON VIEW notify_worker_status IS
 	'The delivery worker: pid, database served, state, start time, and counters since it started (batches claimed, sent, failed, retried, in flight, last error).';
 
+-- A claim writes nothing to the outbox row: the worker keeps the ids of
+-- the rows it holds (claimed, outcome not yet recorded) in memory and in
+-- shared memory (src/inflight.c).  Such a row is 'pending' in the table
+-- and "sending" for everything that asks these functions.
+CREATE FUNCTION notify_in_flight(id bigint) RETURNS boolean
+AS 'MODULE_PATHNAME', 'notify_in_flight'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION notify_in_flight(bigint) IS
+	'True while the worker holds outbox row id: claimed and being sent, its outcome not yet recorded (the row is then pending in the table).';
+CREATE FUNCTION notify_in_flight_ids() RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'notify_in_flight_ids'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION notify_in_flight_ids() IS
+	'Ids of the outbox rows the worker holds now (claimed, outcome not yet recorded).';
+
 -- ---- admin actions ----
 CREATE FUNCTION notify_retry(id bigint) RETURNS boolean
 LANGUAGE plpgsql
@@ -89,7 +104,12 @@ BEGIN
 	SELECT o.status INTO v_status FROM notify_outbox o WHERE o.id = notify_retry.id FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'notification % does not exist', id USING ERRCODE = 'no_data_found';
-	ELSIF v_status IN ('sent', 'sending') THEN
+	END IF;
+	-- the row is locked: a claim cannot take it now, and one that did is in the registry
+	IF v_status = 'pending' AND notify_in_flight(id) THEN
+		v_status := 'sending';
+	END IF;
+	IF v_status IN ('sent', 'sending') THEN
 		RAISE EXCEPTION 'notification % is %, it cannot be retried', id, v_status
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
@@ -119,7 +139,12 @@ BEGIN
 		RAISE EXCEPTION 'notification % does not exist', id USING ERRCODE = 'no_data_found';
 	ELSIF v_status = 'canceled' THEN
 		RETURN false;
-	ELSIF v_status <> 'pending' THEN
+	END IF;
+	-- the row is locked: a claim cannot take it now, and one that did is in the registry
+	IF v_status = 'pending' AND notify_in_flight(id) THEN
+		v_status := 'sending';
+	END IF;
+	IF v_status <> 'pending' THEN
 		RAISE EXCEPTION 'notification % is %, only pending notifications can be canceled', id, v_status
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;

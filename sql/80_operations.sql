@@ -612,13 +612,17 @@ CREATE VIEW notify_delivery_latency AS
 COMMENT ON VIEW notify_delivery_latency IS
 	'Delivery latency of the notifications sent in the last hour, per channel: quantiles and maximum of sent_at minus the time it was due (created_at, or send_at when scheduled later), retries included.';
 
--- Work waiting, per channel.
+-- Work waiting, per channel.  A row the worker is sending is pending in
+-- the table and its id is in the worker's in-flight registry
+-- (notify_in_flight_ids, src/inflight.c): it counts as sending, not
+-- pending; status 'sending' is left only by versions that wrote the claim
+-- into the row.
 CREATE VIEW notify_backlog AS
 	SELECT c.name AS channel,
 		   c.enabled,
-		   coalesce(p.pending, 0) AS pending,
-		   coalesce(p.due, 0) AS due,
-		   coalesce(s.sending, 0) AS sending,
+		   greatest(coalesce(p.pending, 0) - coalesce(f.pending, 0), 0) AS pending,
+		   greatest(coalesce(p.due, 0) - coalesce(f.due, 0), 0) AS due,
+		   coalesce(s.sending, 0) + coalesce(f.pending, 0) AS sending,
 		   p.oldest_due_at,
 		   coalesce(now() - p.oldest_due_at, interval '0') AS oldest_due_age,
 		   p.next_scheduled_at
@@ -636,6 +640,12 @@ CREATE VIEW notify_backlog AS
 			   FROM notify_outbox o
 			   WHERE o.status = 'sending'
 			   GROUP BY o.channel) s ON s.channel = c.name
+	-- in flight: primary-key probes of the registry's ids
+	LEFT JOIN (SELECT o.channel, count(*) AS pending,
+					  count(*) FILTER (WHERE o.next_attempt_at <= now()) AS due
+			   FROM notify_outbox o
+			   WHERE o.id = ANY (notify_in_flight_ids()) AND o.status = 'pending'
+			   GROUP BY o.channel) f ON f.channel = c.name
 	ORDER BY c.name;
 COMMENT ON VIEW notify_backlog IS
 	'Work waiting per channel: pending rows, how many are due, how many are being sent, and how long the oldest due row has waited (0 when none). A paused channel (enabled false) keeps its rows pending.';
@@ -837,6 +847,7 @@ BEGIN
 	WITH c AS (
 		UPDATE notify_outbox o SET status = 'canceled'
 		WHERE o.status = 'pending'
+		  AND NOT notify_in_flight(o.id)
 		  AND (v_like IS NULL OR o.dedup_key LIKE v_like)
 		  AND (v_recipient IS NULL OR lower(o.recipient) = lower(v_recipient))
 		RETURNING o.id)

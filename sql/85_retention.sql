@@ -317,12 +317,15 @@ BEGIN
 	h := notify_address_hash(a);
 	placeholder := 'forgotten-' || substr(h, 8, 16) || '@invalid';
 
-	-- notifications: pending ones are canceled, all lose recipient, payload and metadata
+	-- notifications: pending ones are canceled (not those the worker is
+	-- sending: pending in the table, in its in-flight registry), all lose
+	-- recipient, payload and metadata
 	SELECT array_agg(o.id) INTO ids FROM notify_outbox o WHERE notify_normalize_address(o.recipient) = a;
 	UPDATE notify_outbox o
 	SET recipient = placeholder, payload = '{}', metadata = '{}', dedup_key = NULL,
-		status = CASE WHEN o.status = 'pending' THEN 'canceled' ELSE o.status END,
-		last_error = CASE WHEN o.status = 'pending' THEN 'canceled: recipient forgotten' ELSE NULL END
+		status = CASE WHEN o.status = 'pending' AND NOT notify_in_flight(o.id) THEN 'canceled' ELSE o.status END,
+		last_error = CASE WHEN o.status = 'pending' AND NOT notify_in_flight(o.id) THEN 'canceled: recipient forgotten'
+						  ELSE NULL END
 	WHERE o.id = ANY (coalesce(ids, '{}'));
 	GET DIAGNOSTICS n_outbox = ROW_COUNT;
 	UPDATE notify_history h2

@@ -10,13 +10,16 @@
  * extension was created in (found through pg_extension, never assumed),
  * and prepared again if the extension is dropped and created anew.
  *
- * The protocol: a claim moves up to N due rows from pending to sending
- * (attempts + 1, a lease in locked_until, a Message-ID that retries keep)
- * and commits before anything is sent.  After sending, one statement per
- * group of finished jobs sets each row's new status and appends one
- * notify_attempts row per attempt.  A crash between the two leaves rows in
- * sending: the next worker takes them back at start (it is the only
- * worker of its database) and a lease that expires does the same.
+ * The protocol: a claim locks up to N due pending rows, enters their ids
+ * in the worker's in-flight registry (inflight.c) and commits before
+ * anything is sent; it writes nothing to the outbox.  After sending, one
+ * statement per group of finished jobs sets each row's new status,
+ * attempts + 1 and Message-ID, and appends one notify_attempts row per
+ * attempt; the ids leave the registry once that has committed.  A crash
+ * between the two leaves the rows pending, and the next worker (the only
+ * one of its database) claims them again.  Rows in 'sending' exist only
+ * from versions that wrote the claim into the row: they are taken back at
+ * start, or when their lease expires.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,6 +56,7 @@ static SPIPlanPtr archive_plan = NULL;
 static void forget_plans(void);
 static SPIPlanPtr prepare(const char *sql, int nargs, Oid *argtypes, int cursor_options);
 static Datum text_array(List *values);
+static char *text_column(HeapTuple tup, TupleDesc desc, int fnumber);
 static const char *enhanced_status(const char *reply, char *buf);
 
 /*
@@ -76,9 +80,9 @@ claim_extension_ready(void)
 	Oid			claim_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTARRAYOID};
 	Oid			claim_channel_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
 	const char *claim_sql;
-	Oid			record_types[14] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+	Oid			record_types[15] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID};
+	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTARRAYOID};
 	Oid			suppress_types[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Oid			skipped_types[2] = {INT8ARRAYOID, TEXTARRAYOID};
 	Oid			archive_types[1] = {INT4OID};
@@ -104,57 +108,55 @@ claim_extension_ready(void)
 
 	/*
 	 * The claim.  %%s is the schema; the channel condition (the %%s in the
-	 * inner WHERE clause) differs between the general claim, which leaves
-	 * out rate-limited channels, and the claim for one such channel.  The
-	 * inner SELECT walks notify_outbox_claim_idx in order and locks up to $1
-	 * due rows; the UPDATE reaches them through the primary key by their ids
-	 * and joins each to its channel (for the kind; only SMTP sends a
-	 * Message-ID of ours, so only SMTP rows get one); the category's
-	 * unsubscribe_header is one primary-key probe per row.
+	 * WHERE clause) differs between the general claim, which leaves out
+	 * rate-limited channels, and the claim for one such channel.  It writes
+	 * nothing: the inner SELECT walks notify_outbox_claim_idx in order,
+	 * passes over the rows the worker holds already (notify_in_flight, a
+	 * hash lookup in the worker, see inflight.c) and locks up to $1 due
+	 * rows, which claim_jobs enters in the in-flight registry before the
+	 * transaction commits; the row stays pending until its outcome is
+	 * recorded.  Each is joined to its channel for the kind.  Only SMTP
+	 * rows get a Message-ID of ours, made from the row (id, creation time)
+	 * and the cluster's system identifier, so that a retry and a duplicate
+	 * after a crash carry the same one without its being written first;
+	 * the record stores it.  The category's unsubscribe_header is one
+	 * primary-key probe per row.
 	 *
-	 * The claim runs with a generic plan.  As a custom plan it was planned
-	 * again at every execution (its LIMIT is a parameter, which makes the
-	 * generic plan look dearer): about 6% of the worker's CPU.  Its shape
-	 * must therefore not depend on the statistics, which is what
-	 * "o.id = ANY (ARRAY(SELECT ...))" is for: whatever the planner thinks
-	 * of the outbox's size, the UPDATE reads only the claimed ids through
-	 * the primary key.  (Joining the claimed rows as a CTE instead, a plan
-	 * made on an empty outbox joined them against a full scan of the
-	 * primary key; with both the join and the ids, a nested loop probed
-	 * every id for every claimed row.)
+	 * The claim runs with a generic plan (as a custom plan it was planned
+	 * again at every execution, its LIMIT being a parameter: about 6% of
+	 * the worker's CPU).  The row locks are taken in the subquery, so the
+	 * functions of the outer target list run only for the rows claimed.
 	 */
 	claim_sql =
-		"UPDATE %s.notify_outbox o"
-		" SET status = 'sending',"
-		"     attempts = o.attempts + 1,"
-		"     locked_until = now() + make_interval(secs => $2),"
-		"     message_id = CASE WHEN o.message_id IS NULL AND k.kind = 'smtp' THEN"
-		"         o.id || '.' || substr(md5(random()::text || clock_timestamp()::text), 1, 20) || '@' || $3"
-		"         ELSE o.message_id END"
-		" FROM %s.notify_channels k"
-		" WHERE k.name = o.channel AND o.id = ANY (ARRAY("
-		"   SELECT d.id FROM %s.notify_outbox d"
-		"   JOIN %s.notify_channels c ON c.name = d.channel AND c.enabled"
-		"   WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
-		"     AND (d.expires_at IS NULL OR d.expires_at > now())"
-		"     AND %s"
-		"   ORDER BY d.priority DESC, d.next_attempt_at, d.id"
-		"   LIMIT $1"
-		"   FOR UPDATE OF d SKIP LOCKED))"
-		" RETURNING o.id, o.channel, k.kind,"
-		"   o.recipient, o.template_key, o.payload, o.message_id, o.attempts, o.max_attempts,"
-		"   o.locale, o.template_version,"
+		"SELECT d.id, d.channel, d.kind, d.recipient, d.template_key, d.payload,"
+		"   CASE WHEN d.message_id IS NULL AND d.kind = 'smtp' THEN"
+		"     d.id || '.' || substr(md5((SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)"
+		"       || ':' || d.id || ':' || (extract(epoch FROM d.created_at) * 1000000)::bigint), 1, 20)"
+		"     || '@' || $3 ELSE d.message_id END,"
+		"   d.attempts + 1, d.max_attempts, d.locale, d.template_version,"
 		/* preferences again, just before sending: an unsubscribe since enqueue counts */
-		"   %s.notify_decide(o.recipient, o.category, o.channel, o.metadata ->> 'tenant'),"
+		"   %s.notify_decide(d.recipient, d.category, d.channel, d.metadata ->> 'tenant'),"
 		"   CASE WHEN (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
-		"              WHERE cat.name = o.category)"
-		"        THEN %s.notify_unsubscribe_url(o.recipient, o.category, o.metadata ->> 'tenant') END";
-	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema,
-										  "d.channel <> ALL ($4)", schema, schema, schema),
-								 4, claim_types, CURSOR_OPT_GENERIC_PLAN);
-	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema,
-												  "d.channel = $4", schema, schema, schema),
-										 4, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
+		"              WHERE cat.name = d.category)"
+		"        THEN %s.notify_unsubscribe_url(d.recipient, d.category, d.metadata ->> 'tenant') END"
+		" FROM (SELECT o.id, o.channel, c.kind, o.recipient, o.template_key, o.payload, o.message_id,"
+		"         o.created_at, o.attempts, o.max_attempts, o.locale, o.template_version, o.category,"
+		"         o.metadata"
+		"       FROM %s.notify_outbox o"
+		"       JOIN %s.notify_channels c ON c.name = o.channel AND c.enabled"
+		"       WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
+		"         AND (o.expires_at IS NULL OR o.expires_at > now())"
+		"         AND %s"
+		"         AND NOT %s.notify_in_flight(o.id)"
+		"       ORDER BY o.priority DESC, o.next_attempt_at, o.id"
+		"       LIMIT $1"
+		"       FOR UPDATE OF o SKIP LOCKED) d";
+	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema, schema,
+								  "o.channel <> ALL ($4)", schema),
+						 4, claim_types, CURSOR_OPT_GENERIC_PLAN);
+	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema, schema,
+										  "o.channel = $4", schema),
+								 4, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
 
 	/*
 	 * The record: one array per column (unnest), the rare side effects
@@ -163,29 +165,28 @@ claim_extension_ready(void)
 	 */
 	record_plan = prepare(psprintf(
 								   "WITH r AS ("
-								   " SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+								   " SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $15)"
 								   "   AS r(id, outcome, attempt, code, reply, error, provider_id,"
-								   "        started, finished, retry_after, skip_reason, enhanced)),"
+								   "        started, finished, retry_after, skip_reason, enhanced, message_id)),"
 								   " upd AS ("
 								   " UPDATE %s.notify_outbox o SET"
 								   "   status = CASE r.outcome"
 								   "     WHEN 'sent' THEN 'sent'"
 								   "     WHEN 'permanent' THEN 'failed'"
-								   "     WHEN 'released' THEN 'pending'"
 								   "     WHEN 'skipped' THEN 'skipped'"
-								   "     ELSE CASE WHEN o.attempts >= o.max_attempts THEN 'failed' ELSE 'pending' END END,"
-								   "   attempts = CASE WHEN r.outcome IN ('released', 'skipped') THEN o.attempts - 1 ELSE o.attempts END,"
+								   "     ELSE CASE WHEN r.attempt >= o.max_attempts THEN 'failed' ELSE 'pending' END END,"
+								   "   attempts = CASE WHEN r.outcome = 'skipped' THEN o.attempts ELSE r.attempt END,"
+								   "   message_id = coalesce(o.message_id, r.message_id),"
 								   "   skip_reason = r.skip_reason,"
 								   "   sent_at = CASE WHEN r.outcome = 'sent' THEN r.finished END,"
 								   "   last_error = CASE WHEN r.outcome IN ('transient', 'permanent') THEN r.error ELSE o.last_error END,"
 								   "   provider_message_id = coalesce(r.provider_id, o.provider_message_id),"
 								   "   next_attempt_at = CASE r.outcome"
 								   "     WHEN 'transient' THEN now() + make_interval(secs => greatest(coalesce(r.retry_after, 0),"
-								   "       least($14, $13 * power(2, o.attempts - 1)) * (0.5 + random() * 0.5) / 1000.0))"
-								   "     WHEN 'released' THEN now()"
-								   "     ELSE o.next_attempt_at END,"
-								   "   locked_until = NULL"
-								   " FROM r WHERE o.id = r.id AND o.status = 'sending'"
+								   "       least($14, $13 * power(2, r.attempt - 1)) * (0.5 + random() * 0.5) / 1000.0))"
+								   "     ELSE o.next_attempt_at END"
+								   " FROM r WHERE o.id = r.id AND o.status = 'pending' AND o.attempts = r.attempt - 1"
+								   "   AND r.outcome <> 'released'"
 								   " RETURNING o.status, o.next_attempt_at),"
 								   " ins AS ("
 								   " INSERT INTO %s.notify_attempts (outbox_id, attempt, started_at, finished_at,"
@@ -195,7 +196,7 @@ claim_extension_ready(void)
 								   " FROM r WHERE r.outcome NOT IN ('released', 'skipped'))"
 								   " SELECT min(next_attempt_at) FILTER (WHERE status = 'pending') FROM upd",
 								   schema, schema),
-						  14, record_types, 0);
+						  15, record_types, 0);
 	/* a permanent 5.1.x SMTP failure: the address does not exist */
 	suppress_plan = prepare(psprintf(
 									 "SELECT count(%s.notify_suppress_from_failure(o.recipient, r.enhanced, r.reply))"
@@ -220,9 +221,10 @@ claim_extension_ready(void)
 											" UPDATE %s.notify_outbox SET status = 'expired',"
 											"   last_error = 'expired at ' || expires_at || ' before it could be sent'"
 											" WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= now()"
+											"   AND NOT %s.notify_in_flight(id)"
 											" RETURNING 1)"
 											" SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM expiry)",
-											schema, schema),
+											schema, schema, schema),
 								   0, NULL, 0);
 	archive_plan = prepare(psprintf("SELECT %s.notify_archive($1)", schema), 1, archive_types, 0);
 	release_all_plan = prepare(psprintf(
@@ -318,7 +320,7 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 	}
 
 	if (SPI_execute_plan(channel != NULL ? claim_channel_plan : claim_plan,
-						 values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not claim outbox rows");
 
 	for (i = 0; i < SPI_processed; i++)
@@ -331,22 +333,25 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		Datum		d;
 
 		job->batch = batch;
+		job->outbox_relid = outbox_relid;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		job->channel = SPI_getvalue(tup, desc, 2);
-		job->kind = SPI_getvalue(tup, desc, 3);
-		job->recipient = SPI_getvalue(tup, desc, 4);
-		job->template_key = SPI_getvalue(tup, desc, 5);
+		job->channel = text_column(tup, desc, 2);
+		job->kind = text_column(tup, desc, 3);
+		job->recipient = text_column(tup, desc, 4);
+		job->template_key = text_column(tup, desc, 5);
 		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
-		job->message_id = SPI_getvalue(tup, desc, 7);
+		job->message_id = text_column(tup, desc, 7);
 		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-		job->locale = SPI_getvalue(tup, desc, 10);
+		job->locale = text_column(tup, desc, 10);
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		job->template_version = isnull ? 0 : DatumGetInt32(d);
-		job->skip_reason = SPI_getvalue(tup, desc, 12);
-		job->unsubscribe_url = SPI_getvalue(tup, desc, 13);
+		job->skip_reason = text_column(tup, desc, 12);
+		job->unsubscribe_url = text_column(tup, desc, 13);
 		if (job->skip_reason != NULL)
 			job->outcome = NOTIFY_OUTCOME_SKIPPED;
+		/* before the commit: from then on the row is ours */
+		inflight_add(job->id);
 		jobs = lappend(jobs, job);
 		batch->outstanding++;
 		MemoryContextSwitchTo(old);
@@ -374,11 +379,12 @@ claim_record(List *jobs)
 			   *errors = NIL,
 			   *provider_ids = NIL,
 			   *skip_reasons = NIL,
-			   *enhanced = NIL;
+			   *enhanced = NIL,
+			   *message_ids = NIL;
 	bool	   *retry_nulls;
 	int			dims[1];
 	int			lbs[1] = {1};
-	Datum		values[14];
+	Datum		values[15];
 	ListCell   *lc;
 	int			i = 0;
 	bool		isnull;
@@ -413,6 +419,13 @@ claim_record(List *jobs)
 		char		status[16];
 		const char *enh;
 
+		/*
+		 * Claimed from an outbox that was dropped since (DROP and CREATE
+		 * EXTENSION): its id may now name another row.  Nothing to record.
+		 */
+		if (job->outbox_relid != outbox_relid)
+			continue;
+
 		ids[i] = Int64GetDatum(job->id);
 		attempts[i] = Int32GetDatum(job->attempt);
 		codes[i] = Int32GetDatum(job->response_code);
@@ -425,6 +438,7 @@ claim_record(List *jobs)
 		errors = lappend(errors, job->error);
 		provider_ids = lappend(provider_ids, job->provider_id);
 		skip_reasons = lappend(skip_reasons, job->skip_reason);
+		message_ids = lappend(message_ids, job->message_id);
 		enh = enhanced_status(job->reply, status);
 		enhanced = lappend(enhanced, enh ? pstrdup(enh) : NULL);
 		i++;
@@ -443,6 +457,9 @@ claim_record(List *jobs)
 		}
 	}
 
+	n = i;
+	if (n == 0)
+		return 0;
 	dims[0] = n;
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[1] = text_array(outcomes);
@@ -459,6 +476,7 @@ claim_record(List *jobs)
 	values[11] = text_array(enhanced);
 	values[12] = Float8GetDatum((double) notify_retry_base);
 	values[13] = Float8GetDatum((double) notify_retry_max_delay);
+	values[14] = text_array(message_ids);
 	if (SPI_execute_plan(record_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not record delivery outcomes");
 	next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -538,6 +556,20 @@ prepare(const char *sql, int nargs, Oid *argtypes, int cursor_options)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	SPI_keepplan(plan);
 	return plan;
+}
+
+/*
+ * A text (or domain over text) column of an SPI result as a C string, NULL
+ * for NULL: what SPI_getvalue gives, without its type output lookup and
+ * call for every value.
+ */
+static char *
+text_column(HeapTuple tup, TupleDesc desc, int fnumber)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, fnumber, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 /* A text[] of the strings in values (NULL pointers are NULL elements). */

@@ -163,8 +163,8 @@ notify_define_gucs(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("notify.lease_time",
-							gettext_noop("How long a claimed row stays reserved before another claim may take it back."),
-							gettext_noop("Must exceed the longest send; rows of a worker that died return to pending after it."),
+							gettext_noop("How long a row left in status sending by an earlier version stays reserved before it returns to pending."),
+							gettext_noop("Claims are no longer written into the row (the worker's in-flight registry holds them); only such rows have a lease."),
 							&notify_lease_time,
 							300,
 							10,
@@ -362,7 +362,7 @@ notify_define_gucs(void)
 	MarkGUCPrefixReserved("notify");
 }
 
-/* Reserve the shared status block. */
+/* Reserve the shared status block and the in-flight registry. */
 static void
 notify_shmem_request(void)
 {
@@ -371,6 +371,7 @@ notify_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(NotifySharedState)));
+	RequestAddinShmemSpace(inflight_shmem_size());
 }
 
 /* Create or attach to the shared status block. */
@@ -392,6 +393,7 @@ notify_shmem_startup(void)
 		SpinLockInit(&notify_shared->mutex);
 		notify_shared->state = NOTIFY_WORKER_STOPPED;
 	}
+	inflight_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

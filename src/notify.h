@@ -103,6 +103,17 @@ typedef struct NotifySharedState
 
 extern NotifySharedState *notify_shared;
 
+/*---- inflight.c: rows the worker has claimed and not yet recorded ----*/
+/* at most notify.batch_size (10000) in flight plus outcomes waiting to be recorded */
+#define NOTIFY_MAX_IN_FLIGHT 20000
+extern Size inflight_shmem_size(void);
+extern void inflight_shmem_init(void);
+extern void inflight_init(void);
+extern void inflight_clear(void);
+extern int	inflight_room(void);
+extern void inflight_add(int64 id);
+extern void inflight_remove(int64 id);
+
 extern const char *notify_worker_state_name(NotifyWorkerState state);
 
 /*---- address.c ----*/

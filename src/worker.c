@@ -20,9 +20,10 @@
  * SIGTERM: stop claiming, let in-flight sends finish for up to
  * notify.shutdown_timeout, release the rest back to pending, record, exit.
  * SIGHUP: reload settings.  An ERROR in a transaction ends the process;
- * the postmaster starts it again and the new worker takes back the rows
- * the old one had claimed (delivery is at least once: those in flight at
- * that moment may be sent twice).
+ * the postmaster starts it again, and since the old worker's claims lived
+ * only in its in-flight registry (inflight.c), the new worker finds those
+ * rows pending and claims them again (delivery is at least once: those in
+ * flight at that moment may be sent twice).
  *
  *-------------------------------------------------------------------------
  */
@@ -135,9 +136,9 @@ notify_worker_main(Datum main_arg)
 	pgstat_report_appname("notify worker");
 
 	/*
-	 * No commit of ours waits for the disk: a lost claim leaves its rows
-	 * pending, a lost record leaves them sending (taken back and sent
-	 * again); record_flush bounds how long a record stays unflushed.
+	 * No commit of ours waits for the disk: a claim writes nothing, and a
+	 * lost record leaves its rows pending (claimed and sent again);
+	 * record_flush bounds how long a record stays unflushed.
 	 * PGC_S_OVERRIDE: a reload of postgresql.conf does not change it.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
@@ -172,6 +173,7 @@ notify_worker_main(Datum main_arg)
 	pg_atomic_write_u32(&notify_shared->worker_procno_plus1,
 						(uint32) notify_my_proc_number() + 1);
 	on_shmem_exit(worker_exit, (Datum) 0);
+	inflight_init();
 
 	/* LISTEN notify, so that NOTIFY notify wakes us. */
 	StartTransactionCommand();
@@ -454,9 +456,13 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 
-	/* Committed: count what was recorded and free it. */
+	/* Committed: release what was recorded, count it and free it. */
 	if (recorded != NIL)
 	{
+		ListCell   *lc;
+
+		foreach(lc, recorded)
+			inflight_remove(((NotifyJob *) lfirst(lc))->id);
 		/* asynchronously: record_flush makes it durable soon */
 		unflushed_lsn = XactLastCommitEnd;
 		if (flush_due == 0)
@@ -487,7 +493,7 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 static List *
 claim_due(NotifyBatch *batch)
 {
-	int			room = notify_batch_size - transfer_in_flight();
+	int			room = Min(notify_batch_size - transfer_in_flight(), inflight_room());
 	List	   *jobs = NIL;
 	List	   *limited;
 	List	   *excluded = NIL;
@@ -800,7 +806,7 @@ archive(void)
  * Make the latest recorded outcomes durable: every worker transaction
  * commits with synchronous_commit = off, and this bounds how long an
  * outcome may stay in WAL buffers (RECORD_FLUSH_MS, unless the WAL writer
- * was faster).  An outcome lost in a crash leaves its row sending, and the
+ * was faster).  An outcome lost in a crash leaves its row pending, and the
  * next worker sends it again: a duplicate, never a loss.  One flush covers
  * every record committed before it, so at high rates it costs one
  * fdatasync per RECORD_FLUSH_MS, not one per transaction.
@@ -835,6 +841,8 @@ static void
 worker_exit(int code, Datum arg)
 {
 	pg_atomic_write_u32(&notify_shared->worker_procno_plus1, 0);
+	/* our claims end with us: the rows are pending, the next worker takes them */
+	inflight_clear();
 	SpinLockAcquire(&notify_shared->mutex);
 	notify_shared->worker_pid = 0;
 	notify_shared->state = NOTIFY_WORKER_STOPPED;

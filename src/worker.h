@@ -40,6 +40,7 @@ typedef struct NotifyJob
 	dlist_node	node;			/* in a transport's queue */
 
 	/* from the claimed row */
+	Oid			outbox_relid;	/* the notify_outbox it was claimed from */
 	int64		id;
 	char	   *channel;
 	char	   *kind;			/* channel kind: smtp, ... */

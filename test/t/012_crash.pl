@@ -50,6 +50,13 @@ is(scalar(keys %$seen), 300, 'every recipient got its message');
 my $dups = grep { $_ > 1 } values %$seen;
 cmp_ok($dups, '<=', 20, "duplicates ($dups) at most the in-flight batch (notify.batch_size = 20)");
 note("kill -9: $dups duplicate deliveries");
+# the Message-ID is not written before the send, yet a duplicate carries the same
+my %mids;
+$mids{ $_->{rcpt_tos}[0] }{ $_->{message_id} } = 1 for grep { $_->{rcpt_tos}[0] =~ /^k\d/ } $smtp->messages;
+is(scalar(grep { keys %$_ > 1 } values %mids), 0, 'each recipient\'s copies carry one Message-ID');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'k%' AND message_id IS NULL}), '0',
+	'every sent row stored its Message-ID');
 
 # ---- immediate shutdown of the server, then restart: the backlog resumes ----
 $smtp->set_mode({ mode => 'accept', delay_ms => 50 });
@@ -72,6 +79,30 @@ my $id = $node->safe_psql('postgres',
 	q{SELECT notify_enqueue('notify.message', 'slow@example.com', '{"subject": "s", "text": "t"}')});
 ok(defined NotifyTest::Node::wait_for($node, 'SELECT in_flight FROM notify_worker_status', '1', 10),
 	'a send is in flight against a stalled server');
+
+# A claim writes nothing to the row: it stays pending in the table, and the
+# worker's in-flight registry makes it "sending" for everything that asks.
+is($node->safe_psql('postgres', "SELECT status || ' ' || attempts FROM notify_outbox WHERE id = $id"), 'pending 0',
+	'the row being sent is pending in the table, no attempt counted yet');
+is($node->safe_psql('postgres', "SELECT notify_in_flight($id) AND $id = ANY (notify_in_flight_ids())"), 't',
+	'notify_in_flight and notify_in_flight_ids show it');
+is($node->safe_psql('postgres', "SELECT pending || ' ' || due || ' ' || sending FROM notify_backlog WHERE channel = 'email'"),
+	'0 0 1', 'notify_backlog counts it as sending, not pending');
+my ($rc, $out, $err) = $node->psql('postgres', "SELECT notify_cancel($id)");
+like($err, qr/notification $id is sending, only pending notifications can be canceled/, 'notify_cancel refuses it');
+($rc, $out, $err) = $node->psql('postgres', "SELECT notify_retry($id)");
+like($err, qr/notification $id is sending, it cannot be retried/, 'notify_retry refuses it');
+is($node->safe_psql('postgres', "SELECT notify_cancel_matching(recipient => 'slow\@example.com')"), '0',
+	'notify_cancel_matching passes over it');
+# the worker's own expiry check (every poll interval here) passes over rows in flight
+my $exp = $node->safe_psql('postgres',
+	q{SELECT notify_enqueue('notify.message', 'slow2@example.com', '{"subject": "s", "text": "t"}',
+		expires_at => now() + interval '1 second')});
+ok(defined NotifyTest::Node::wait_for($node, 'SELECT in_flight FROM notify_worker_status', '2', 10),
+	'a second send, due to expire in 1 s, is in flight');
+sleep 2;
+is($node->safe_psql('postgres', "SELECT status || ' ' || notify_in_flight($exp) FROM notify_outbox WHERE id = $exp"),
+	'pending true', 'past its expires_at, the row in flight is not expired under the worker');
 $pid = NotifyTest::Node::worker_pid($node);
 my $t = time;
 kill 'TERM', $pid;
@@ -89,6 +120,9 @@ ok(defined NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox W
 	'the released message is sent by the next worker');
 is($node->safe_psql('postgres', "SELECT attempts FROM notify_outbox WHERE id = $id"), '1',
 	'the interrupted send did not count as an attempt');
+ok(defined NotifyTest::Node::wait_for($node, "SELECT status || ' ' || attempts FROM notify_outbox WHERE id = $exp",
+		'expired 0', 10),
+	'released after its expires_at, the other row ends expired, its interrupted send not counted');
 ok($node->log_contains(qr/notify worker.*exited with exit code 1/), 'worker exit logged');
 
 $node->stop;

@@ -71,7 +71,7 @@ psql(q{WITH o AS (INSERT INTO notify_outbox (template_key, recipient, status, at
 psql(q{CREATE ROLE notify_exporter LOGIN IN ROLE pg_monitor;
 	   GRANT SELECT ON notify_worker_status, notify_backlog, notify_stats,
 					   notify_delivery_latency, notify_failures TO notify_exporter;
-	   GRANT EXECUTE ON FUNCTION notify_worker_status(), notify_error_group(text) TO notify_exporter;});
+	   GRANT EXECUTE ON FUNCTION notify_worker_status(), notify_in_flight_ids(), notify_error_group(text) TO notify_exporter;});
 
 # ---- start the exporter on 127.0.0.1, a free port ----
 my $port = PostgreSQL::Test::Cluster::get_free_port();
