@@ -31,6 +31,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -43,6 +44,7 @@
 typedef struct InFlightShared
 {
 	slock_t		mutex;
+	Oid			dboid;			/* the worker's database: ids are its rows */
 	int			n;				/* ids[0 .. n-1] are in flight */
 	int64		ids[NOTIFY_MAX_IN_FLIGHT];
 } InFlightShared;
@@ -77,6 +79,7 @@ inflight_shmem_init(void)
 	if (!found)
 	{
 		SpinLockInit(&inflight_shared->mutex);
+		inflight_shared->dboid = InvalidOid;
 		inflight_shared->n = 0;
 	}
 }
@@ -94,6 +97,9 @@ inflight_init(void)
 	inflight_local = hash_create("notify in flight", 1024, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	inflight_clear();
+	SpinLockAcquire(&inflight_shared->mutex);
+	inflight_shared->dboid = MyDatabaseId;
+	SpinLockRelease(&inflight_shared->mutex);
 }
 
 /* Forget every claim (the worker exits): the rows are pending again. */
@@ -186,7 +192,8 @@ notify_in_flight(PG_FUNCTION_ARGS)
 	if (inflight_shared == NULL)
 		PG_RETURN_BOOL(false);
 	SpinLockAcquire(&inflight_shared->mutex);
-	for (i = 0; i < inflight_shared->n; i++)
+	/* the ids are rows of the worker's database only */
+	for (i = 0; inflight_shared->dboid == MyDatabaseId && i < inflight_shared->n; i++)
 	{
 		if (inflight_shared->ids[i] == id)
 		{
@@ -211,7 +218,7 @@ notify_in_flight_ids(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	ids = palloc(sizeof(int64) * NOTIFY_MAX_IN_FLIGHT);
 	SpinLockAcquire(&inflight_shared->mutex);
-	n = inflight_shared->n;
+	n = inflight_shared->dboid == MyDatabaseId ? inflight_shared->n : 0;
 	memcpy(ids, inflight_shared->ids, sizeof(int64) * n);
 	SpinLockRelease(&inflight_shared->mutex);
 	elems = palloc(sizeof(Datum) * Max(n, 1));
