@@ -75,7 +75,16 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM notify_outbox WHERE recip
 	'0', 'rolled back: no row');
 
 # ---- NOTIFY notify wakes an idle worker ----
-# A row written with triggers off (replica role) does not wake the worker.
+# Once the worker is idle (the rows above recorded, nothing due or in
+# flight: it is waiting for the 60 s poll), a row written with triggers
+# off (replica role) does not wake it.  Without the wait, a worker still
+# busy with the previous row (the SMTP server has it before the worker
+# records it and looks for more) may claim the new row on its own.
+$node->poll_query_until('postgres', q{
+	SELECT (SELECT count(*) FROM notify_outbox WHERE status = 'pending' AND next_attempt_at <= now()) = 0
+	   AND cardinality(notify_in_flight_ids()) = 0
+	   AND (SELECT state FROM notify_worker_status) = 'idle'})
+	or die 'the worker did not become idle';
 $node->safe_psql('postgres', q{
 	SET session_replication_role = replica;
 	INSERT INTO notify_outbox (template_key, recipient, payload)
