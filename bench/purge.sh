@@ -8,13 +8,17 @@
 # "bench":
 #
 #   history   SIZE rows (10,000,000) in notify_history, spread evenly over
-#             the six whole months before the current one (one partition
-#             each, about 1.7 million rows), one notify_attempts row per
+#             the six whole months before the current one (about 1.7
+#             million rows a month), one notify_attempts row per
 #             notification, written with INSERT ... SELECT generate_series;
-#             the attempts go where notify_archive puts them, into the
-#             notify_attempts partition of their notification's month
-#             (history_created_at; a build from before that column, see
-#             NOTIFY_REV, gets them in its unpartitioned notify_attempts);
+#             the partitions are made by notify_history_partition for every
+#             day of those months, so they are what notify.history_partition
+#             (default day) makes: a pair of partitions a day (55,000 rows at
+#             10 million), or a month for builds from before the setting
+#             (NOTIFY_REV); the attempts go where notify_archive puts them,
+#             into the notify_attempts partition beside their notification's
+#             (history_created_at; a build from before that column gets them
+#             in its unpartitioned notify_attempts);
 #   outbox    100,000 finished rows of the last two days, where the
 #             enqueues go.
 #
@@ -25,12 +29,16 @@
 #
 #   drop      the cutoff is the first day of the oldest-but-one month: the
 #             oldest month goes by dropping its partitions (history and
-#             attempts; builds before the attempts partitions deleted the
-#             attempts in batches)
+#             attempts, a pair a day with a sleep of PAUSE after each, or
+#             one monthly pair with older builds; builds before the
+#             attempts partitions deleted the attempts in batches)
 #   delete    the cutoff is one minute before the end of the (new) oldest
-#             month: that month's rows go in batches of BATCH, with a
-#             COMMIT and a sleep of PAUSE after each, and so do their
-#             attempts
+#             month: with day partitions, all its days but the last are
+#             dropped as above and the last day's rows (the partition the
+#             cutoff falls in, 55,000 rows at 10 million) go in batches of
+#             BATCH, with a COMMIT and a sleep of PAUSE after each, and so
+#             do their attempts; with monthly partitions, the whole
+#             month's rows go in batches
 #   delete_nopause (COMPARE=1) the same for the next month with batches
 #             of 10,000 and no pause (the earlier defaults)
 #
@@ -158,7 +166,11 @@ else
 fi
 "${PSQL[@]}" -d bench <<SQL
 CREATE SCHEMA bench;
-SELECT notify_history_partition(date_trunc('month', now()) - make_interval(months => m)) FROM generate_series(1, 6) m;
+-- a pair of partitions for every day of the six months (one a month with
+-- builds from before notify.history_partition: the same call returns the
+-- month's partition then)
+SELECT count(DISTINCT notify_history_partition(d))
+FROM generate_series(date_trunc('month', now()) - interval '6 months', date_trunc('month', now()) - interval '1 day', interval '1 day') d;
 -- the g-th of n rows, created at t_start + span * g / n
 CREATE FUNCTION bench.fill(first bigint, n bigint, t_start timestamptz, span interval) RETURNS void
 LANGUAGE sql AS \$\$
@@ -201,9 +213,12 @@ SQL
 "${PSQL[@]}" -d bench -c "VACUUM (ANALYZE) notify_history" -c "VACUUM (ANALYZE) notify_attempts" \
 	-c "VACUUM (ANALYZE) notify_outbox" -c "CHECKPOINT" >/dev/null
 echo "loaded in $((SECONDS - t0)) s"
-q "SELECT format('%s: %s rows, %s', c.relname, to_char(c.reltuples, 'FM999,999,999'), pg_size_pretty(pg_total_relation_size(c.oid)))
+q "SELECT format('notify_history rows created in %s: %s partitions, %s rows, %s (largest partition %s)', m,
+	count(*), to_char(sum(c.reltuples), 'FM999,999,999'), pg_size_pretty(sum(pg_total_relation_size(c.oid))),
+	pg_size_pretty(max(pg_total_relation_size(c.oid))))
    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-   WHERE i.inhparent = 'notify_history'::regclass ORDER BY c.relname"
+   CROSS JOIN LATERAL (SELECT to_char(r.lower_bound, 'YYYY-MM') AS m FROM notify_partition_range(c.oid) r) x
+   WHERE i.inhparent = 'notify_history'::regclass GROUP BY m ORDER BY m"
 q "SELECT format('notify_attempts: %s rows, %s', to_char(count(*), 'FM999,999,999'),
 	pg_size_pretty(coalesce((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'notify_attempts'::regclass), 0)
 				   + pg_total_relation_size('notify_attempts')))
@@ -301,9 +316,10 @@ scenario() {
 	fi
 }
 
-# drop: the oldest month's partition goes whole
+# drop: the oldest month's partitions go whole
 scenario drop "date_trunc('month', now()) - interval '5 months'" "$BATCH" "$PAUSE"
-# delete: the next month's rows, all but its last minute, in batches
+# delete: the next month's rows, all but its last minute: its partitions
+# but the last day's dropped, the last day's rows in batches
 scenario delete "date_trunc('month', now()) - interval '4 months' - interval '1 minute'" "$BATCH" "$PAUSE"
 if [ "${COMPARE:-0}" = 1 ]; then
 	# the month after that with the earlier defaults (its predecessor's last minute goes by a drop)
