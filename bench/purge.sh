@@ -304,6 +304,9 @@ scenario() {
 	echo "the ten slowest enqueues during the purge: latency ms @ start ms after the purge began"
 	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr |
 		awk 'NR <= 10 { printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
+	echo "the five slowest in the $AFTER s after it (start ms after the purge began; it took $(( (t2 - t1) / 1000 )) ms)"
+	awk '$1 == "after"' "$WORK/lat_$name" | sort -k2,2nr |
+		awk 'NR <= 5 { printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
 	# what the sessions were waiting for while the slowest one waited (no
 	# head: a pipe closed early is an error under pipefail)
 	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr | awk 'NR == 1 { print $3 * 1000, $2 }' >"$WORK/worst_$name"
