@@ -29,7 +29,7 @@
 #
 #   drop      the cutoff is the first day of the oldest-but-one month: the
 #             oldest month goes by dropping its partitions (history and
-#             attempts, a pair a day with a sleep of PAUSE after each, or
+#             attempts, a pair a day with a sleep of DROP_PAUSE after each, or
 #             one monthly pair with older builds; builds before the
 #             attempts partitions deleted the attempts in batches)
 #   delete    the cutoff is one minute before the end of the (new) oldest
@@ -40,7 +40,8 @@
 #             do their attempts; with monthly partitions, the whole
 #             month's rows go in batches
 #   delete_nopause (COMPARE=1) the same for the next month with batches
-#             of 10,000 and no pause (the earlier defaults)
+#             of 10,000 and no pause, neither between batches nor after
+#             drops (the earlier defaults)
 #
 # For each, the enqueue latencies of the transactions that ran during the
 # purge (started before it ended and finished after it began) against those
@@ -69,7 +70,9 @@
 #                             loading; ~12 GB of scratch space with the WAL)
 # Environment: SIZE (10000000), CLIENTS (4), BASELINE (30 s), BATCH
 #   (1000, notify_purge's batch_size), PAUSE (10ms, notify_purge's pause;
-#   ignored by builds without it), COMPARE=1 for the third scenario,
+#   ignored by builds without it), DROP_PAUSE (notify_purge's drop_pause,
+#   the sleep after each partition drop; default: the procedure's, 5 s),
+#   COMPARE=1 for the third scenario,
 #   EXTRA_CONF (postgresql.conf lines to add, e.g. "backend_flush_after =
 #   256kB"), BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
 #   a file system mounted with other options), KEEP=1 to keep the
@@ -158,6 +161,12 @@ else
 	KEY_COL= KEY_VAL=
 	echo "notify_attempts: one table (a build from before its partitions)"
 fi
+if [ "$(q "SELECT count(*) FROM pg_proc WHERE proname = 'notify_purge' AND 'drop_pause' = ANY (proargnames)")" = 1 ]; then
+	HAS_DROP_PAUSE=1
+else
+	HAS_DROP_PAUSE=0
+	[ -n "${DROP_PAUSE:-}" ] && echo "notify_purge has no drop_pause argument: DROP_PAUSE is ignored"
+fi
 if [ "$(q "SELECT count(*) FROM pg_proc WHERE proname = 'notify_purge' AND 'pause' = ANY (proargnames)")" = 1 ]; then
 	HAS_PAUSE=1
 else
@@ -242,10 +251,11 @@ chmod a+r "$WORK/enqueue.sql"
 
 now_us() { date +%s%6N; }
 
-# scenario name, cutoff (a timestamptz expression), batch size, pause
+# scenario name, cutoff (a timestamptz expression), batch size, pause,
+# drop pause (empty: notify_purge's default)
 scenario() {
-	local name=$1 cutoff=$2 batch=$3 pause=$4 t1 t2 waits_before rows sampler args
-	say "scenario $name: cutoff $(q "SELECT $cutoff"), batch_size $batch, pause $pause; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	local name=$1 cutoff=$2 batch=$3 pause=$4 drop_pause=${5:-} t1 t2 waits_before rows sampler args
+	say "scenario $name: cutoff $(q "SELECT $cutoff"), batch_size $batch, pause $pause, drop_pause ${drop_pause:-default}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	q "SELECT format('before: %s history rows older than the cutoff, %s partitions', count(*),
 		(SELECT count(*) FROM pg_inherits WHERE inhparent = 'notify_history'::regclass))
 	   FROM notify_history WHERE created_at < $cutoff"
@@ -259,6 +269,7 @@ scenario() {
 	sleep "$BASELINE"
 	args="batch_size => $batch"
 	[ "$HAS_PAUSE" = 1 ] && args="$args, pause => '$pause'"
+	[ "$HAS_DROP_PAUSE" = 1 ] && [ -n "$drop_pause" ] && args="$args, drop_pause => '$drop_pause'"
 	q "SELECT $WAL_COLS FROM pg_stat_wal" >"$WORK/wal_before_$name"
 	"${PSQL[@]}" -d bench -At -F ' ' -f "$WORK/sample.sql" >"$WORK/samples_$name" 2>/dev/null &
 	sampler=$!
@@ -320,13 +331,14 @@ scenario() {
 }
 
 # drop: the oldest month's partitions go whole
-scenario drop "date_trunc('month', now()) - interval '5 months'" "$BATCH" "$PAUSE"
+scenario drop "date_trunc('month', now()) - interval '5 months'" "$BATCH" "$PAUSE" "${DROP_PAUSE:-}"
 # delete: the next month's rows, all but its last minute: its partitions
 # but the last day's dropped, the last day's rows in batches
-scenario delete "date_trunc('month', now()) - interval '4 months' - interval '1 minute'" "$BATCH" "$PAUSE"
+scenario delete "date_trunc('month', now()) - interval '4 months' - interval '1 minute'" "$BATCH" "$PAUSE" "${DROP_PAUSE:-}"
 if [ "${COMPARE:-0}" = 1 ]; then
-	# the month after that with the earlier defaults (its predecessor's last minute goes by a drop)
-	scenario delete_nopause "date_trunc('month', now()) - interval '3 months' - interval '1 minute'" 10000 0
+	# the month after that with the earlier defaults, without any pause (its
+	# predecessor's last minute goes by a drop)
+	scenario delete_nopause "date_trunc('month', now()) - interval '3 months' - interval '1 minute'" 10000 0 0
 fi
 q "SELECT format('after: %s partitions, %s outbox rows pending', (SELECT count(*) FROM pg_inherits WHERE inhparent = 'notify_history'::regclass),
 	(SELECT count(*) FROM notify_outbox WHERE status = 'pending'))"

@@ -214,7 +214,7 @@ COMMENT ON VIEW notify_all IS
 	'Every notification: the hot outbox and the archived history.';
 
 CREATE PROCEDURE notify_purge(older_than interval, batch_size integer DEFAULT 1000,
-							  pause interval DEFAULT '10ms')
+							  pause interval DEFAULT '10ms', drop_pause interval DEFAULT '5s')
 LANGUAGE plpgsql
 -- no SET search_path: a procedure with SET clauses cannot COMMIT, so the
 -- body names everything with its schema
@@ -234,6 +234,7 @@ DECLARE
 	next_id bigint;
 	found_n bigint;
 	pause_s float8;
+	drop_pause_s float8;
 BEGIN
 	IF older_than IS NULL THEN
 		RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -256,18 +257,30 @@ BEGIN
 		RAISE EXCEPTION 'pause must be between 0 and 1 minute, not %', pause
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF drop_pause IS NULL THEN
+		RAISE EXCEPTION 'drop_pause must not be null (use interval ''0'' for none)' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF drop_pause < interval '0' OR drop_pause > interval '1 minute' THEN
+		RAISE EXCEPTION 'drop_pause must be between 0 and 1 minute, not %', drop_pause
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	pause_s := extract(epoch FROM pause);
+	drop_pause_s := extract(epoch FROM drop_pause);
 	cutoff := now() - older_than;
 
 	-- Every partition that ends at or before the cutoff: drop it, the
 	-- history's and the attempts' of the same bounds together, each pair
-	-- in a transaction of its own, oldest first, with a sleep of pause
-	-- after each.  Dropping writes next to no WAL, but the pair's files
-	-- are freed at its COMMIT, and freeing a gigabyte at once (a month at
-	-- 1.7 million notifications) stalled concurrent WAL flushes for
-	-- 200-500 ms on a file system with online discard; a day's pair (1/30
-	-- of that) is freed in one small piece at a time.  History and
-	-- attempts go in one statement so a range is never half dropped:
+	-- in a transaction of its own, oldest first, with a sleep of
+	-- drop_pause after each.  Dropping writes next to no WAL, but the
+	-- pair's files are freed at its COMMIT, and on ext4 with online
+	-- discard the blocks freed since the journal's last commit are
+	-- discarded at its next one (every 5 s): while that runs, concurrent
+	-- WAL flushes stall, the longer the more was freed.  A month's pair at
+	-- once (1.2 GB at 1.7 million notifications a month) stalled them for
+	-- 245-507 ms, and so did a month of day pairs dropped 80 ms apart
+	-- (up to 366 ms): all of them fell into one journal commit.  Five
+	-- seconds apart, each journal commit frees one day's pair.  History
+	-- and attempts go in one statement so a range is never half dropped:
 	-- splitting the pair would halve a piece that is already small.
 	-- DROP needs an ACCESS EXCLUSIVE lock on notify_history and
 	-- notify_attempts (not on the outbox: enqueues never wait for it), and
@@ -302,7 +315,7 @@ BEGIN
 		END LOOP;
 		IF done THEN
 			dropped := dropped + 1;
-			PERFORM pg_catalog.pg_sleep(pause_s);
+			PERFORM pg_catalog.pg_sleep(drop_pause_s);
 		ELSE
 			busy := busy + 1;
 		END IF;
@@ -363,14 +376,14 @@ BEGIN
 
 	PERFORM @extschema@.notify_audit('purged', 'history',
 		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
-						   'batch_size', batch_size, 'pause', pause::text, 'batches', batches,
+						   'batch_size', batch_size, 'pause', pause::text, 'drop_pause', drop_pause::text, 'batches', batches,
 						   'partitions_dropped', dropped, 'partitions_busy', busy, 'rows_deleted', deleted,
 						   'attempts_deleted', attempts_deleted));
 	COMMIT;
 END;
 $$;
-COMMENT ON PROCEDURE notify_purge(interval, integer, interval) IS
-	'Deletes archived notifications and their attempts created more than older_than ago: every partition below the cutoff by dropping its notify_history and notify_attempts partitions together, one pair per transaction with a sleep of pause after each (waiting at most 50 ms at a time for the locks; a pair still busy after 10 tries is emptied in batches instead), the rows of the partition the cutoff falls in in batches of batch_size in id order with a COMMIT and a sleep of pause after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
+COMMENT ON PROCEDURE notify_purge(interval, integer, interval, interval) IS
+	'Deletes archived notifications and their attempts created more than older_than ago: every partition below the cutoff by dropping its notify_history and notify_attempts partitions together, one pair per transaction with a sleep of drop_pause after each, so that the file system frees one pair at a time (waiting at most 50 ms at a time for the locks; a pair still busy after 10 tries is emptied in batches instead), the rows of the partition the cutoff falls in in batches of batch_size in id order with a COMMIT and a sleep of pause after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
 
 -- The hashed form of an address, as kept after notify_forget_recipient.
 CREATE FUNCTION notify_address_hash(address text) RETURNS text

@@ -85,16 +85,20 @@ SELECT pg_temp.try($$CALL notify_purge(interval '1 year', NULL)$$);
 SELECT pg_temp.try($$CALL notify_purge(interval '1 year', pause => NULL)$$);
 SELECT pg_temp.try($$CALL notify_purge(interval '1 year', pause => interval '-1 second')$$);
 SELECT pg_temp.try($$CALL notify_purge(interval '1 year', 100, interval '2 minutes')$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', drop_pause => NULL)$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', drop_pause => interval '-1 second')$$);
+SELECT pg_temp.try($$CALL notify_purge(interval '1 year', drop_pause => interval '61 seconds')$$);
 
 -- purge everything created before 2026-02-15 12:04:30 UTC (a few
 -- milliseconds later: now() moves on between here and the CALL; run
--- outside a transaction block), in batches of 3 without a pause: the pairs
+-- outside a transaction block), in batches of 3 without a pause (between
+-- batches or after a drop): the pairs
 -- of partitions of January 15, February 1 and February 10 are dropped, the
 -- five rows of 12:00 to 12:04 on February 15 and their attempts deleted in
 -- 2 + 2 batches, and the day partitions after it are not touched
 SELECT (extract(epoch FROM now()) - extract(epoch FROM timestamptz '2026-02-15 12:04:30+00')) * interval '1 second' AS cutoff_age
 \gset
-CALL notify_purge(:'cutoff_age'::interval, 3, interval '0');
+CALL notify_purge(:'cutoff_age'::interval, 3, interval '0', drop_pause => interval '0');
 SELECT tableoid::regclass AS partition, count(*), min(created_at) >= '2026-02-15 12:04:30+00' AS after_cutoff
 FROM notify_history GROUP BY 1 ORDER BY 1;
 SELECT tableoid::regclass AS attempts_partition, count(*), min(history_created_at) >= '2026-02-15 12:04:30+00' AS after_cutoff
@@ -108,7 +112,7 @@ SELECT count(*) AS attempts_left, count(*) FILTER (WHERE a.id IS NULL) AS orphan
 FROM notify_attempts t LEFT JOIN notify_all a ON a.id = t.outbox_id;
 SELECT action, detail ->> 'partitions_dropped' AS dropped, detail ->> 'partitions_busy' AS busy,
        detail ->> 'rows_deleted' AS rows_deleted, detail ->> 'attempts_deleted' AS attempts_deleted,
-       detail ->> 'batches' AS batches, detail ->> 'batch_size' AS batch_size
+       detail ->> 'batches' AS batches, detail ->> 'batch_size' AS batch_size, detail ->> 'drop_pause' AS drop_pause
 FROM notify_audit_log WHERE action = 'purged';
 
 -- erasure request
@@ -192,7 +196,7 @@ SELECT notify_history_partition('2026-04-30 23:59-07') AS april, notify_history_
 -- the cutoff in batches, the ones after are untouched
 SELECT (extract(epoch FROM now()) - extract(epoch FROM timestamptz '2026-04-15 00:00+00')) * interval '1 second' AS cutoff_age
 \gset
-CALL notify_purge(:'cutoff_age'::interval, 2, interval '0');
+CALL notify_purge(:'cutoff_age'::interval, 2, interval '0', interval '0');
 SELECT detail ->> 'partitions_dropped' AS dropped, detail ->> 'partitions_busy' AS busy,
        detail ->> 'rows_deleted' AS rows_deleted, detail ->> 'attempts_deleted' AS attempts_deleted
 FROM notify_audit_log WHERE action = 'purged' ORDER BY id DESC LIMIT 1;
