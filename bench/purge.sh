@@ -297,7 +297,7 @@ scenario() {
 	# log line: client_id transaction_no latency_us script_no epoch_s epoch_us
 	cat "$WORK/log_$name"/enq.* | awk -v t0="$t1" -v t1="$t1" -v t2="$t2" -v after=$(( AFTER * 1000000 - 500000 )) -v warm=2000000 '
 		{ end = $5 * 1000000 + $6; start = end - $3
-		  if (end < t1 && start >= t1 - ('"$BASELINE"' * 1000000) + warm) print "baseline", $3
+		  if (end < t1 && start >= t1 - ('"$BASELINE"' * 1000000) + warm) print "baseline", $3, (start - t1) / 1000
 		  else if (start < t2 && end > t1) print "purge", $3, (start - t1) / 1000
 		  else if (start >= t2 && end < t2 + after) print "after", $3, (start - t1) / 1000 }' |
 		sort -k1,1 -k2,2n | tee "$WORK/lat_$name" | awk '
@@ -312,6 +312,12 @@ scenario() {
 				printf "%-10s %8d %10.2f %10.2f %10.2f\n", k, c, p50 / 1000, p99 / 1000, mx / 1000
 			}
 		}'
+	# stalls: enqueues over 100 ms, those that started within 100 ms of
+	# each other counted as one stall (all clients waiting for one flush)
+	echo "enqueues over 100 ms (stalls: started within 100 ms of each other; start s after the purge began):"
+	awk '$2 > 100000 { print $1, $3 }' "$WORK/lat_$name" | sort -k1,1 -k2,2n | awk '
+		{ if ($1 != k || $2 - last > 100) { n[$1]++; at[$1] = at[$1] sprintf(" %.1f", $2 / 1000) } c[$1]++; k = $1; last = $2 }
+		END { for (w in c) printf "  %-9s %d enqueues in %d stalls, at%s\n", w, c[w], n[w], at[w] }'
 	echo "the ten slowest enqueues during the purge: latency ms @ start ms after the purge began"
 	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr |
 		awk 'NR <= 10 { printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
