@@ -279,7 +279,9 @@ BEGIN
 	-- once (1.2 GB at 1.7 million notifications a month) stalled them for
 	-- 245-507 ms, and so did a month of day pairs dropped 80 ms apart
 	-- (up to 366 ms): all of them fell into one journal commit.  Five
-	-- seconds apart, each journal commit frees one day's pair.  History
+	-- seconds apart, each journal commit frees one day's pair (measured:
+	-- p99 at the baseline's, but single stalls of up to 335 ms remained;
+	-- docs/benchmarks.md, "Purge under load", session 5).  History
 	-- and attempts go in one statement so a range is never half dropped:
 	-- splitting the pair would halve a piece that is already small.
 	-- DROP needs an ACCESS EXCLUSIVE lock on notify_history and
