@@ -76,7 +76,8 @@
 #   EXTRA_CONF (postgresql.conf lines to add, e.g. "backend_flush_after =
 #   256kB"), BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
 #   a file system mounted with other options), KEEP=1 to keep the
-#   cluster, BENCH_PG_BIN to use an installation that
+#   cluster, LOGS_DIR (/dev/shm: where pgbench's per-transaction logs
+#   go; keep them off the cluster's disk), BENCH_PG_BIN to use an installation that
 #   has notify (default: build this tree into a private copy;
 #   NOTIFY_REV=<commit> builds that commit, see private_install).
 source "$(dirname "$0")/../scripts/common.sh"
@@ -98,11 +99,19 @@ else
 fi
 DATA=$WORK/data
 SOCK=$WORK/sock
+# pgbench's per-transaction logs go to memory: written to the cluster's
+# disk, the kernel's writeback of them (every ~30 s, each time the oldest
+# dirty page of a log file is 30 s old) stalled all enqueues for 250-350 ms
+# once per 30.7 s, starting ~32 s after pgbench began, i.e. just after the
+# 30 s baseline: in every purge window and in no baseline (session 5)
+LOGS=${LOGS_DIR:-/dev/shm}/notify-bench-purge.$$
+mkdir -p "$LOGS"
 PGBENCH_PID=
 
 cleanup() {
 	trap - EXIT INT TERM
 	[ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
+	rm -rf "$LOGS"
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "cluster kept: $DATA (socket $SOCK, port $PORT)" >&2
 		return
@@ -261,9 +270,9 @@ scenario() {
 	   FROM notify_history WHERE created_at < $cutoff"
 	q "CHECKPOINT"
 	waits_before=$(grep -c 'still waiting for' "$WORK/server.log" || true)
-	mkdir -p "$WORK/log_$name"
-	chown postgres "$WORK/log_$name" 2>/dev/null || true
-	( cd "$WORK/log_$name" && exec "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T $((BASELINE + MAX_PURGE + 60)) \
+	mkdir -p "$LOGS/log_$name"
+	chown postgres "$LOGS/log_$name" 2>/dev/null || true
+	( cd "$LOGS/log_$name" && exec "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T $((BASELINE + MAX_PURGE + 60)) \
 		-D run="$name" -D n=0 --log --log-prefix=enq -f "$WORK/enqueue.sql" bench ) >"$WORK/pgbench_$name.out" 2>&1 &
 	PGBENCH_PID=$!
 	sleep "$BASELINE"
@@ -295,7 +304,7 @@ scenario() {
 		END { for (k in n) { split(k, a, " "); printf "  %-13s %-28s %6d  %5.1f%%\n", a[1], a[2], n[k], 100 * n[k] / t[a[1]] } }' \
 		"$WORK/samples_$name" | sort -k1,1 -k3,3nr | awk '{ c[$1]++ } c[$1] <= 6'
 	# log line: client_id transaction_no latency_us script_no epoch_s epoch_us
-	cat "$WORK/log_$name"/enq.* | awk -v t0="$t1" -v t1="$t1" -v t2="$t2" -v after=$(( AFTER * 1000000 - 500000 )) -v warm=2000000 '
+	cat "$LOGS/log_$name"/enq.* | awk -v t0="$t1" -v t1="$t1" -v t2="$t2" -v after=$(( AFTER * 1000000 - 500000 )) -v warm=2000000 '
 		{ end = $5 * 1000000 + $6; start = end - $3
 		  if (end < t1 && start >= t1 - ('"$BASELINE"' * 1000000) + warm) print "baseline", $3, (start - t1) / 1000
 		  else if (start < t2 && end > t1) print "purge", $3, (start - t1) / 1000
