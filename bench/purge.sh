@@ -100,10 +100,11 @@ fi
 DATA=$WORK/data
 SOCK=$WORK/sock
 # pgbench's per-transaction logs go to memory: written to the cluster's
-# disk, the kernel's writeback of them (every ~30 s, each time the oldest
-# dirty page of a log file is 30 s old) stalled all enqueues for 250-350 ms
-# once per 30.7 s, starting ~32 s after pgbench began, i.e. just after the
-# 30 s baseline: in every purge window and in no baseline (session 5)
+# disk, all enqueues stalled for 250-350 ms once per 30.7 s, starting ~32 s
+# after pgbench began, i.e. just after the 30 s baseline: in every purge
+# window and in no baseline (session 5); most likely the kernel's
+# writeback of those logs (an inode's dirty pages go once the oldest is
+# 30 s old), not proven
 LOGS=${LOGS_DIR:-/dev/shm}/notify-bench-purge.$$
 mkdir -p "$LOGS"
 PGBENCH_PID=
