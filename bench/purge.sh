@@ -8,13 +8,17 @@
 # "bench":
 #
 #   history   SIZE rows (10,000,000) in notify_history, spread evenly over
-#             the six whole months before the current one (one partition
-#             each, about 1.7 million rows), one notify_attempts row per
+#             the six whole months before the current one (about 1.7
+#             million rows a month), one notify_attempts row per
 #             notification, written with INSERT ... SELECT generate_series;
-#             the attempts go where notify_archive puts them, into the
-#             notify_attempts partition of their notification's month
-#             (history_created_at; a build from before that column, see
-#             NOTIFY_REV, gets them in its unpartitioned notify_attempts);
+#             the partitions are made by notify_history_partition for every
+#             day of those months, so they are what notify.history_partition
+#             (default day) makes: a pair of partitions a day (55,000 rows at
+#             10 million), or a month for builds from before the setting
+#             (NOTIFY_REV); the attempts go where notify_archive puts them,
+#             into the notify_attempts partition beside their notification's
+#             (history_created_at; a build from before that column gets them
+#             in its unpartitioned notify_attempts);
 #   outbox    100,000 finished rows of the last two days, where the
 #             enqueues go.
 #
@@ -25,14 +29,19 @@
 #
 #   drop      the cutoff is the first day of the oldest-but-one month: the
 #             oldest month goes by dropping its partitions (history and
-#             attempts; builds before the attempts partitions deleted the
-#             attempts in batches)
+#             attempts, a pair a day with a sleep of DROP_PAUSE after each, or
+#             one monthly pair with older builds; builds before the
+#             attempts partitions deleted the attempts in batches)
 #   delete    the cutoff is one minute before the end of the (new) oldest
-#             month: that month's rows go in batches of BATCH, with a
-#             COMMIT and a sleep of PAUSE after each, and so do their
-#             attempts
+#             month: with day partitions, all its days but the last are
+#             dropped as above and the last day's rows (the partition the
+#             cutoff falls in, 55,000 rows at 10 million) go in batches of
+#             BATCH, with a COMMIT and a sleep of PAUSE after each, and so
+#             do their attempts; with monthly partitions, the whole
+#             month's rows go in batches
 #   delete_nopause (COMPARE=1) the same for the next month with batches
-#             of 10,000 and no pause (the earlier defaults)
+#             of 10,000 and no pause, neither between batches nor after
+#             drops (the earlier defaults)
 #
 # For each, the enqueue latencies of the transactions that ran during the
 # purge (started before it ended and finished after it began) against those
@@ -61,11 +70,14 @@
 #                             loading; ~12 GB of scratch space with the WAL)
 # Environment: SIZE (10000000), CLIENTS (4), BASELINE (30 s), BATCH
 #   (1000, notify_purge's batch_size), PAUSE (10ms, notify_purge's pause;
-#   ignored by builds without it), COMPARE=1 for the third scenario,
+#   ignored by builds without it), DROP_PAUSE (notify_purge's drop_pause,
+#   the sleep after each partition drop; default: the procedure's, 5 s),
+#   COMPARE=1 for the third scenario,
 #   EXTRA_CONF (postgresql.conf lines to add, e.g. "backend_flush_after =
 #   256kB"), BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
 #   a file system mounted with other options), KEEP=1 to keep the
-#   cluster, BENCH_PG_BIN to use an installation that
+#   cluster, LOGS_DIR (/dev/shm: where pgbench's per-transaction logs
+#   go; keep them off the cluster's disk), BENCH_PG_BIN to use an installation that
 #   has notify (default: build this tree into a private copy;
 #   NOTIFY_REV=<commit> builds that commit, see private_install).
 source "$(dirname "$0")/../scripts/common.sh"
@@ -87,11 +99,18 @@ else
 fi
 DATA=$WORK/data
 SOCK=$WORK/sock
+# pgbench's per-transaction logs go to memory, off the cluster's disk.
+# (Session 5 suspected their writeback of the stalls that come every
+# 30.7 s; with the logs here the stalls stayed, in the baseline too when
+# it is longer than 30.7 s: BASELINE=70 shows them.)
+LOGS=${LOGS_DIR:-/dev/shm}/notify-bench-purge.$$
+mkdir -p "$LOGS"
 PGBENCH_PID=
 
 cleanup() {
 	trap - EXIT INT TERM
 	[ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
+	rm -rf "$LOGS"
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "cluster kept: $DATA (socket $SOCK, port $PORT)" >&2
 		return
@@ -150,6 +169,12 @@ else
 	KEY_COL= KEY_VAL=
 	echo "notify_attempts: one table (a build from before its partitions)"
 fi
+if [ "$(q "SELECT count(*) FROM pg_proc WHERE proname = 'notify_purge' AND 'drop_pause' = ANY (proargnames)")" = 1 ]; then
+	HAS_DROP_PAUSE=1
+else
+	HAS_DROP_PAUSE=0
+	[ -n "${DROP_PAUSE:-}" ] && echo "notify_purge has no drop_pause argument: DROP_PAUSE is ignored"
+fi
 if [ "$(q "SELECT count(*) FROM pg_proc WHERE proname = 'notify_purge' AND 'pause' = ANY (proargnames)")" = 1 ]; then
 	HAS_PAUSE=1
 else
@@ -158,7 +183,11 @@ else
 fi
 "${PSQL[@]}" -d bench <<SQL
 CREATE SCHEMA bench;
-SELECT notify_history_partition(date_trunc('month', now()) - make_interval(months => m)) FROM generate_series(1, 6) m;
+-- a pair of partitions for every day of the six months (one a month with
+-- builds from before notify.history_partition: the same call returns the
+-- month's partition then)
+SELECT count(DISTINCT notify_history_partition(d))
+FROM generate_series(date_trunc('month', now()) - interval '6 months', date_trunc('month', now()) - interval '1 day', interval '1 day') d;
 -- the g-th of n rows, created at t_start + span * g / n
 CREATE FUNCTION bench.fill(first bigint, n bigint, t_start timestamptz, span interval) RETURNS void
 LANGUAGE sql AS \$\$
@@ -201,9 +230,12 @@ SQL
 "${PSQL[@]}" -d bench -c "VACUUM (ANALYZE) notify_history" -c "VACUUM (ANALYZE) notify_attempts" \
 	-c "VACUUM (ANALYZE) notify_outbox" -c "CHECKPOINT" >/dev/null
 echo "loaded in $((SECONDS - t0)) s"
-q "SELECT format('%s: %s rows, %s', c.relname, to_char(c.reltuples, 'FM999,999,999'), pg_size_pretty(pg_total_relation_size(c.oid)))
+q "SELECT format('notify_history rows created in %s: %s partitions, %s rows, %s (largest partition %s)', m,
+	count(*), to_char(sum(c.reltuples), 'FM999,999,999'), pg_size_pretty(sum(pg_total_relation_size(c.oid))),
+	pg_size_pretty(max(pg_total_relation_size(c.oid))))
    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-   WHERE i.inhparent = 'notify_history'::regclass ORDER BY c.relname"
+   CROSS JOIN LATERAL (SELECT to_char(r.lower_bound, 'YYYY-MM') AS m FROM notify_partition_range(c.oid) r) x
+   WHERE i.inhparent = 'notify_history'::regclass GROUP BY m ORDER BY m"
 q "SELECT format('notify_attempts: %s rows, %s', to_char(count(*), 'FM999,999,999'),
 	pg_size_pretty(coalesce((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'notify_attempts'::regclass), 0)
 				   + pg_total_relation_size('notify_attempts')))
@@ -227,23 +259,25 @@ chmod a+r "$WORK/enqueue.sql"
 
 now_us() { date +%s%6N; }
 
-# scenario name, cutoff (a timestamptz expression), batch size, pause
+# scenario name, cutoff (a timestamptz expression), batch size, pause,
+# drop pause (empty: notify_purge's default)
 scenario() {
-	local name=$1 cutoff=$2 batch=$3 pause=$4 t1 t2 waits_before rows sampler args
-	say "scenario $name: cutoff $(q "SELECT $cutoff"), batch_size $batch, pause $pause; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	local name=$1 cutoff=$2 batch=$3 pause=$4 drop_pause=${5:-} t1 t2 waits_before rows sampler args
+	say "scenario $name: cutoff $(q "SELECT $cutoff"), batch_size $batch, pause $pause, drop_pause ${drop_pause:-default}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	q "SELECT format('before: %s history rows older than the cutoff, %s partitions', count(*),
 		(SELECT count(*) FROM pg_inherits WHERE inhparent = 'notify_history'::regclass))
 	   FROM notify_history WHERE created_at < $cutoff"
 	q "CHECKPOINT"
 	waits_before=$(grep -c 'still waiting for' "$WORK/server.log" || true)
-	mkdir -p "$WORK/log_$name"
-	chown postgres "$WORK/log_$name" 2>/dev/null || true
-	( cd "$WORK/log_$name" && exec "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T $((BASELINE + MAX_PURGE + 60)) \
+	mkdir -p "$LOGS/log_$name"
+	chown postgres "$LOGS/log_$name" 2>/dev/null || true
+	( cd "$LOGS/log_$name" && exec "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T $((BASELINE + MAX_PURGE + 60)) \
 		-D run="$name" -D n=0 --log --log-prefix=enq -f "$WORK/enqueue.sql" bench ) >"$WORK/pgbench_$name.out" 2>&1 &
 	PGBENCH_PID=$!
 	sleep "$BASELINE"
 	args="batch_size => $batch"
 	[ "$HAS_PAUSE" = 1 ] && args="$args, pause => '$pause'"
+	[ "$HAS_DROP_PAUSE" = 1 ] && [ -n "$drop_pause" ] && args="$args, drop_pause => '$drop_pause'"
 	q "SELECT $WAL_COLS FROM pg_stat_wal" >"$WORK/wal_before_$name"
 	"${PSQL[@]}" -d bench -At -F ' ' -f "$WORK/sample.sql" >"$WORK/samples_$name" 2>/dev/null &
 	sampler=$!
@@ -269,9 +303,9 @@ scenario() {
 		END { for (k in n) { split(k, a, " "); printf "  %-13s %-28s %6d  %5.1f%%\n", a[1], a[2], n[k], 100 * n[k] / t[a[1]] } }' \
 		"$WORK/samples_$name" | sort -k1,1 -k3,3nr | awk '{ c[$1]++ } c[$1] <= 6'
 	# log line: client_id transaction_no latency_us script_no epoch_s epoch_us
-	cat "$WORK/log_$name"/enq.* | awk -v t0="$t1" -v t1="$t1" -v t2="$t2" -v after=$(( AFTER * 1000000 - 500000 )) -v warm=2000000 '
+	cat "$LOGS/log_$name"/enq.* | awk -v t0="$t1" -v t1="$t1" -v t2="$t2" -v after=$(( AFTER * 1000000 - 500000 )) -v warm=2000000 '
 		{ end = $5 * 1000000 + $6; start = end - $3
-		  if (end < t1 && start >= t1 - ('"$BASELINE"' * 1000000) + warm) print "baseline", $3
+		  if (end < t1 && start >= t1 - ('"$BASELINE"' * 1000000) + warm) print "baseline", $3, (start - t1) / 1000
 		  else if (start < t2 && end > t1) print "purge", $3, (start - t1) / 1000
 		  else if (start >= t2 && end < t2 + after) print "after", $3, (start - t1) / 1000 }' |
 		sort -k1,1 -k2,2n | tee "$WORK/lat_$name" | awk '
@@ -286,9 +320,18 @@ scenario() {
 				printf "%-10s %8d %10.2f %10.2f %10.2f\n", k, c, p50 / 1000, p99 / 1000, mx / 1000
 			}
 		}'
+	# stalls: enqueues over 100 ms, those that started within 100 ms of
+	# each other counted as one stall (all clients waiting for one flush)
+	echo "enqueues over 100 ms (stalls: started within 100 ms of each other; start s after the purge began):"
+	awk '$2 > 100000 { print $1, $3 }' "$WORK/lat_$name" | sort -k1,1 -k2,2n | awk '
+		{ if ($1 != k || $2 - last > 100) { n[$1]++; at[$1] = at[$1] sprintf(" %.1f", $2 / 1000) } c[$1]++; k = $1; last = $2 }
+		END { for (w in c) printf "  %-9s %d enqueues in %d stalls, at%s\n", w, c[w], n[w], at[w] }'
 	echo "the ten slowest enqueues during the purge: latency ms @ start ms after the purge began"
 	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr |
 		awk 'NR <= 10 { printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
+	echo "the five slowest in the $AFTER s after it (start ms after the purge began; it took $(( (t2 - t1) / 1000 )) ms)"
+	awk '$1 == "after"' "$WORK/lat_$name" | sort -k2,2nr |
+		awk 'NR <= 5 { printf "  %.1f @ %.0f", $2 / 1000, $3 } END { print "" }'
 	# what the sessions were waiting for while the slowest one waited (no
 	# head: a pipe closed early is an error under pipefail)
 	awk '$1 == "purge"' "$WORK/lat_$name" | sort -k2,2nr | awk 'NR == 1 { print $3 * 1000, $2 }' >"$WORK/worst_$name"
@@ -301,13 +344,15 @@ scenario() {
 	fi
 }
 
-# drop: the oldest month's partition goes whole
-scenario drop "date_trunc('month', now()) - interval '5 months'" "$BATCH" "$PAUSE"
-# delete: the next month's rows, all but its last minute, in batches
-scenario delete "date_trunc('month', now()) - interval '4 months' - interval '1 minute'" "$BATCH" "$PAUSE"
+# drop: the oldest month's partitions go whole
+scenario drop "date_trunc('month', now()) - interval '5 months'" "$BATCH" "$PAUSE" "${DROP_PAUSE:-}"
+# delete: the next month's rows, all but its last minute: its partitions
+# but the last day's dropped, the last day's rows in batches
+scenario delete "date_trunc('month', now()) - interval '4 months' - interval '1 minute'" "$BATCH" "$PAUSE" "${DROP_PAUSE:-}"
 if [ "${COMPARE:-0}" = 1 ]; then
-	# the month after that with the earlier defaults (its predecessor's last minute goes by a drop)
-	scenario delete_nopause "date_trunc('month', now()) - interval '3 months' - interval '1 minute'" 10000 0
+	# the month after that with the earlier defaults, without any pause (its
+	# predecessor's last minute goes by a drop)
+	scenario delete_nopause "date_trunc('month', now()) - interval '3 months' - interval '1 minute'" 10000 0 0
 fi
 q "SELECT format('after: %s partitions, %s outbox rows pending', (SELECT count(*) FROM pg_inherits WHERE inhparent = 'notify_history'::regclass),
 	(SELECT count(*) FROM notify_outbox WHERE status = 'pending'))"

@@ -5,9 +5,10 @@
 -- Partitioned by history_created_at: the attempts of notifications still in
 -- the outbox live in notify_attempts_hot (key 'infinity', the default, so
 -- the worker's INSERT need not name it); when notify_archive moves a
--- notification to notify_history, its attempts move to the partition of the
--- same month (notify_attempts_YYYY_MM, the bounds of notify_history_YYYY_MM),
--- so notify_purge drops a month's attempts with its history partition
+-- notification to notify_history, its attempts move to the partition with
+-- the bounds of its history partition (notify_attempts_<suffix> beside
+-- notify_history_<suffix>: a day, week or month, notify.history_partition),
+-- so notify_purge drops a range's attempts with its history partition
 -- instead of deleting them row by row (sql/85_retention.sql).
 CREATE TABLE notify_attempts (
 	id			bigint GENERATED ALWAYS AS IDENTITY,
@@ -27,7 +28,7 @@ CREATE TABLE notify_attempts (
 	CONSTRAINT notify_attempts_pkey PRIMARY KEY (id, history_created_at)
 ) PARTITION BY RANGE (history_created_at);
 COMMENT ON TABLE notify_attempts IS
-	'Delivery history: one row per delivery attempt of an outbox row, written by the worker. Partitioned: attempts of notifications in the outbox are in notify_attempts_hot, those of archived ones in notify_attempts_YYYY_MM next to notify_history_YYYY_MM.';
+	'Delivery history: one row per delivery attempt of an outbox row, written by the worker. Partitioned: attempts of notifications in the outbox are in notify_attempts_hot, those of archived ones in notify_attempts_<suffix> (for example notify_attempts_2026_11_28) with the bounds of notify_history_<suffix>.';
 COMMENT ON CONSTRAINT notify_attempts_pkey ON notify_attempts IS
 	'Identity (a partitioned table''s key must include its partition key; id alone is unique too, it comes from one sequence).';
 COMMENT ON SEQUENCE notify_attempts_id_seq IS 'Generates notify_attempts.id.';
@@ -44,7 +45,7 @@ COMMENT ON COLUMN notify_attempts.response_text IS 'Last reply line of the serve
 COMMENT ON COLUMN notify_attempts.error IS 'Why the attempt failed, NULL when sent.';
 COMMENT ON COLUMN notify_attempts.provider_message_id IS 'Queue id the server gave the accepted message.';
 COMMENT ON COLUMN notify_attempts.history_created_at IS
-	'Partition key: infinity while the notification is in notify_outbox; its created_at once notify_archive moved it to notify_history (the attempt then sits in the partition of that month).';
+	'Partition key: infinity while the notification is in notify_outbox; its created_at once notify_archive moved it to notify_history (the attempt then sits in the partition with the bounds of its notification''s notify_history partition).';
 CREATE TABLE notify_attempts_hot PARTITION OF notify_attempts FOR VALUES FROM ('infinity') TO (MAXVALUE);
 COMMENT ON TABLE notify_attempts_hot IS
 	'notify_attempts of notifications still in notify_outbox (history_created_at = infinity); the worker writes here.';

@@ -1,7 +1,8 @@
 -- notify: retention.  Finished rows (sent, failed, skipped, canceled,
 -- expired) move from the hot outbox into notify_history, partitioned by
--- month of created_at, so the outbox stays small however long the system
--- runs and old months go with a cheap partition drop.
+-- range of created_at (a day, week or month each, notify.history_partition),
+-- so the outbox stays small however long the system runs and old history
+-- goes with cheap partition drops, one small partition at a time.
 --
 -- Dedup keys are unique within the hot outbox: a row keeps its key there
 -- for notify.archive_after (default 7 days) after it was created, and a
@@ -11,14 +12,14 @@ CREATE TABLE notify_history (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING CON
 	PARTITION BY RANGE (created_at);
 ALTER TABLE notify_history ADD CONSTRAINT notify_history_pkey PRIMARY KEY (id, created_at);
 COMMENT ON TABLE notify_history IS
-	'Finished notifications moved out of notify_outbox (by the worker, after notify.archive_after), one partition per month of created_at (notify_history_YYYY_MM). Same columns as notify_outbox.';
+	'Finished notifications moved out of notify_outbox (by the worker, after notify.archive_after), partitioned by range of created_at: one partition per day (notify_history_YYYY_MM_DD, the default), ISO week (notify_history_IYYY_wIW) or month (notify_history_YYYY_MM) as notify.history_partition says, or a clipped range (notify_history_<from>_to_<to>) where one made with another setting is in the way. Same columns as notify_outbox.';
 CREATE INDEX notify_history_recipient_idx ON notify_history (recipient);
 COMMENT ON INDEX notify_history_recipient_idx IS 'Finds a person''s notifications (support questions, erasure requests).';
 CREATE INDEX notify_history_message_id_idx ON notify_history (message_id);
 COMMENT ON INDEX notify_history_message_id_idx IS 'Matches bounce and complaint reports to notifications.';
 
--- The range a monthly partition (of notify_history or notify_attempts)
--- covers, read from its bound as the server stores it.
+-- The range a partition (of notify_history or notify_attempts) covers,
+-- read from its bound as the server stores it.
 CREATE FUNCTION notify_partition_range(part regclass, OUT lower_bound timestamptz, OUT upper_bound timestamptz)
 LANGUAGE sql STABLE STRICT
 SET search_path = @extschema@, pg_temp
@@ -32,43 +33,115 @@ END;
 COMMENT ON FUNCTION notify_partition_range(regclass) IS
 	'Lower (inclusive) and upper (exclusive) bound of a notify_history or notify_attempts range partition; NULLs for one without both bounds (notify_attempts_hot ends at MAXVALUE).';
 
--- The partition for the month of ts, created if missing, and next to it the
+-- The partition holding ts, created if missing, and next to it the
 -- notify_attempts partition with the same bounds: archived attempts go
--- there, so one purge drops both.
+-- there, so one purge drops both.  A new partition covers the day, ISO
+-- week or month of ts (notify.history_partition, in the session's time
+-- zone), clipped to the gap between the existing partitions around ts:
+-- the setting can change on a live system, and partitions made before
+-- keep their ranges.  Names say the range: notify_history_2026_11_28
+-- (day), notify_history_2026_w48 (week), notify_history_2026_11 (month),
+-- notify_history_2026_11_28_to_2026_12_01 (clipped; a bound that is not a
+-- midnight gets _HHMMSS), and the same in UTC with _utc if that name is
+-- taken (a partition made in another time zone); the attempts partition
+-- has the same suffix.  The bounds, not the names, are what counts: they
+-- are read back with notify_partition_range.
 CREATE FUNCTION notify_history_partition(ts timestamptz) RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = @extschema@, pg_temp
 AS $$
 DECLARE
-	m timestamptz := date_trunc('month', ts);
-	name text := format('notify_history_%s', to_char(m, 'YYYY_MM'));
-	aname text := format('notify_attempts_%s', to_char(m, 'YYYY_MM'));
-	rel regclass := to_regclass(quote_ident(name));
+	-- NULL when the library is not loaded in this session (no preload):
+	-- the default then
+	g text := coalesce(current_setting('notify.history_partition', true), 'day');
+	period interval;
 	lo timestamptz;
 	hi timestamptz;
+	clo timestamptz;
+	chi timestamptz;
+	suffix text;
+	hname text;
+	aname text;
+	rel regclass;
 BEGIN
-	IF rel IS NULL THEN
-		EXECUTE format('CREATE TABLE %I PARTITION OF notify_history FOR VALUES FROM (%L) TO (%L)',
-					   name, m, m + interval '1 month');
-		EXECUTE format('COMMENT ON TABLE %I IS %L', name,
-					   format('notify_history rows created in %s.', to_char(m, 'YYYY-MM')));
-		rel := to_regclass(quote_ident(name));
+	IF ts IS NULL THEN
+		RAISE EXCEPTION 'ts must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	IF NOT isfinite(ts) THEN
+		RAISE EXCEPTION 'ts must be a finite timestamp, not %', ts USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- a placeholder set before the library was loaded is not checked by it
+	IF g NOT IN ('day', 'week', 'month') THEN
+		RAISE EXCEPTION 'invalid value for parameter "notify.history_partition": "%"', g
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Available values: day, week, month.';
+	END IF;
+	period := pg_catalog.make_interval(days => CASE g WHEN 'day' THEN 1 WHEN 'week' THEN 7 ELSE 0 END,
+									   months => CASE g WHEN 'month' THEN 1 ELSE 0 END);
+	lo := date_trunc(g, ts);
+	hi := lo + period;
+	suffix := CASE g WHEN 'day' THEN to_char(lo, 'YYYY_MM_DD')
+					 WHEN 'week' THEN to_char(lo, 'IYYY_"w"IW')
+					 ELSE to_char(lo, 'YYYY_MM') END;
+
+	-- usually the partition of ts's period exists under its name
+	rel := to_regclass(quote_ident('notify_history_' || suffix));
+	IF rel IS NULL OR NOT EXISTS (SELECT 1 FROM notify_partition_range(rel) r
+								  WHERE ts >= r.lower_bound AND ts < r.upper_bound) THEN
+		-- else any partition holding ts (made with another setting or in
+		-- another time zone)
+		SELECT i.inhrelid::regclass INTO rel
+		FROM pg_inherits i CROSS JOIN LATERAL notify_partition_range(i.inhrelid) r
+		WHERE i.inhparent = 'notify_history'::regclass
+		  AND ts >= r.lower_bound AND ts < r.upper_bound;
+	END IF;
+
+	IF rel IS NULL THEN
+		-- no partition holds ts, so every partition ends at or before ts or
+		-- starts after it: clip the period to the gap between the nearest
+		-- ones (GREATEST and LEAST skip the NULLs of no neighbour)
+		SELECT greatest(lo, max(r.upper_bound) FILTER (WHERE r.upper_bound <= ts)),
+			   least(hi, min(r.lower_bound) FILTER (WHERE r.lower_bound > ts))
+		INTO clo, chi
+		FROM pg_inherits i CROSS JOIN LATERAL notify_partition_range(i.inhrelid) r
+		WHERE i.inhparent IN ('notify_history'::regclass, 'notify_attempts'::regclass);
+		IF clo <> lo OR chi <> hi THEN
+			lo := clo;
+			hi := chi;
+			suffix := to_char(lo, 'YYYY_MM_DD') || CASE WHEN lo = date_trunc('day', lo) THEN '' ELSE to_char(lo, '"_"HH24MISS') END
+				|| '_to_' || to_char(hi, 'YYYY_MM_DD') || CASE WHEN hi = date_trunc('day', hi) THEN '' ELSE to_char(hi, '"_"HH24MISS') END;
+		END IF;
+		IF to_regclass(quote_ident('notify_history_' || suffix)) IS NOT NULL
+		   OR to_regclass(quote_ident('notify_attempts_' || suffix)) IS NOT NULL THEN
+			-- the name is taken by another range (made in another time zone)
+			suffix := to_char(lo AT TIME ZONE 'UTC', 'YYYY_MM_DD_HH24MISS') || '_to_'
+				|| to_char(hi AT TIME ZONE 'UTC', 'YYYY_MM_DD_HH24MISS') || '_utc';
+		END IF;
+		hname := 'notify_history_' || suffix;
+		EXECUTE format('CREATE TABLE %I PARTITION OF notify_history FOR VALUES FROM (%L) TO (%L)',
+					   hname, lo, hi);
+		EXECUTE format('COMMENT ON TABLE %I IS %L', hname,
+					   format('notify_history rows created from %s (inclusive) to %s (exclusive).', lo, hi));
+		rel := to_regclass(quote_ident(hname));
+	END IF;
+
+	-- its attempts partition: the same suffix, exactly the history
+	-- partition's bounds (which may have been made in another time zone
+	-- than this session's)
+	SELECT c.relname INTO hname FROM pg_class c WHERE c.oid = rel;
+	aname := 'notify_attempts_' || substr(hname, length('notify_history_') + 1);
 	IF to_regclass(quote_ident(aname)) IS NULL THEN
-		-- exactly the history partition's bounds (which may have been made
-		-- in another time zone than this session's)
 		SELECT r.lower_bound, r.upper_bound INTO lo, hi FROM notify_partition_range(rel) r;
 		EXECUTE format('CREATE TABLE %I PARTITION OF notify_attempts FOR VALUES FROM (%L) TO (%L)',
 					   aname, lo, hi);
 		EXECUTE format('COMMENT ON TABLE %I IS %L', aname,
-					   format('notify_attempts of the notifications in %s (archived in notify_history, created in %s); dropped with it by notify_purge.',
-							  name, to_char(m, 'YYYY-MM')));
+					   format('notify_attempts of the notifications in %s (archived in notify_history, created from %s to %s); dropped with it by notify_purge.',
+							  hname, lo, hi));
 	END IF;
 	RETURN rel;
 END;
 $$;
 COMMENT ON FUNCTION notify_history_partition(timestamptz) IS
-	'Returns the notify_history partition holding the month of ts, creating it if missing, together with the notify_attempts partition of the same bounds (notify_attempts_YYYY_MM) that holds the attempts of its rows.';
+	'Returns the notify_history partition holding ts, creating it if missing (the day, ISO week or month of ts as notify.history_partition says, clipped so it does not overlap existing partitions), together with the notify_attempts partition of the same bounds and suffix (notify_attempts_<suffix>) that holds the attempts of its rows.';
 
 CREATE FUNCTION notify_archive(batch_size integer DEFAULT 5000, older_than interval DEFAULT NULL)
 RETURNS bigint
@@ -77,7 +150,9 @@ SET search_path = @extschema@, pg_temp
 AS $$
 DECLARE
 	cutoff timestamptz;
-	m timestamptz;
+	t timestamptz;
+	part_lo timestamptz;
+	part_hi timestamptz;
 	n bigint;
 BEGIN
 	IF batch_size IS NULL OR batch_size < 1 THEN
@@ -89,20 +164,25 @@ BEGIN
 	END IF;
 	cutoff := now() - older_than;
 
-	-- the partitions this batch needs
-	FOR m IN
-		SELECT DISTINCT date_trunc('month', c.created_at)
-		FROM (SELECT o.created_at FROM notify_outbox o
-			  WHERE o.created_at < cutoff
-				AND o.status IN ('sent', 'failed', 'skipped', 'canceled', 'expired')
-			  ORDER BY o.created_at LIMIT batch_size) c
+	-- the partitions this batch needs: walking its rows in created_at
+	-- order, the partition of each row not in the last one's range (not one
+	-- per date_trunc period: a partition clipped by one of an earlier
+	-- setting covers only part of its period)
+	FOR t IN
+		SELECT o.created_at FROM notify_outbox o
+		WHERE o.created_at < cutoff
+		  AND o.status IN ('sent', 'failed', 'skipped', 'canceled', 'expired')
+		ORDER BY o.created_at LIMIT batch_size
 	LOOP
-		PERFORM notify_history_partition(m);
+		IF part_hi IS NULL OR t < part_lo OR t >= part_hi THEN
+			SELECT r.lower_bound, r.upper_bound INTO part_lo, part_hi
+			FROM notify_partition_range(notify_history_partition(t)) r;
+		END IF;
 	END LOOP;
 
 	-- the rows move to notify_history, their attempts from notify_attempts_hot
-	-- to the partition of their month (an UPDATE of the partition key moves
-	-- the row there)
+	-- to the partition of the same bounds (an UPDATE of the partition key
+	-- moves the row there)
 	WITH moved AS (
 		DELETE FROM notify_outbox o
 		WHERE o.id IN (SELECT c.id FROM notify_outbox c
@@ -123,7 +203,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION notify_archive(integer, interval) IS
-	'Moves up to batch_size finished notifications created more than older_than ago (default notify.archive_after) from notify_outbox to notify_history, and their attempts from notify_attempts_hot to the notify_attempts partition of the same month; returns how many notifications. The worker calls it every notify.archive_interval.';
+	'Moves up to batch_size finished notifications created more than older_than ago (default notify.archive_after) from notify_outbox to notify_history, and their attempts from notify_attempts_hot to the notify_attempts partition beside their notify_history partition (creating both as notify.history_partition says when missing); returns how many notifications. The worker calls it every notify.archive_interval.';
 
 -- All notifications, hot and archived, for questions about the past.
 CREATE VIEW notify_all AS
@@ -134,7 +214,7 @@ COMMENT ON VIEW notify_all IS
 	'Every notification: the hot outbox and the archived history.';
 
 CREATE PROCEDURE notify_purge(older_than interval, batch_size integer DEFAULT 1000,
-							  pause interval DEFAULT '10ms')
+							  pause interval DEFAULT '10ms', drop_pause interval DEFAULT '5s')
 LANGUAGE plpgsql
 -- no SET search_path: a procedure with SET clauses cannot COMMIT, so the
 -- body names everything with its schema
@@ -154,6 +234,7 @@ DECLARE
 	next_id bigint;
 	found_n bigint;
 	pause_s float8;
+	drop_pause_s float8;
 BEGIN
 	IF older_than IS NULL THEN
 		RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -176,18 +257,40 @@ BEGIN
 		RAISE EXCEPTION 'pause must be between 0 and 1 minute, not %', pause
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF drop_pause IS NULL THEN
+		RAISE EXCEPTION 'drop_pause must not be null (use interval ''0'' for none)' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF drop_pause < interval '0' OR drop_pause > interval '1 minute' THEN
+		RAISE EXCEPTION 'drop_pause must be between 0 and 1 minute, not %', drop_pause
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	pause_s := extract(epoch FROM pause);
+	drop_pause_s := extract(epoch FROM drop_pause);
 	cutoff := now() - older_than;
 
-	-- Whole months older than the cutoff: drop their partitions, the
-	-- history's and the attempts' of the same bounds together, in one
-	-- transaction.  DROP needs an ACCESS EXCLUSIVE lock on notify_history
-	-- and notify_attempts (not on the outbox: enqueues never wait for it),
-	-- and while it waits for one, everyone else who wants them (the
-	-- worker's archiving and recording of attempts, readers of notify_all)
-	-- waits behind it.  So each try waits at most 50 ms for the locks;
-	-- after 10 tries the month's rows are deleted in batches below instead,
-	-- and the empty partitions go at the next purge.
+	-- Every partition that ends at or before the cutoff: drop it, the
+	-- history's and the attempts' of the same bounds together, each pair
+	-- in a transaction of its own, oldest first, with a sleep of
+	-- drop_pause after each.  Dropping writes next to no WAL, but the
+	-- pair's files are freed at its COMMIT, and on ext4 with online
+	-- discard the blocks freed since the journal's last commit are
+	-- discarded at its next one (every 5 s): while that runs, concurrent
+	-- WAL flushes stall, the longer the more was freed.  A month's pair at
+	-- once (1.2 GB at 1.7 million notifications a month) stalled them for
+	-- 245-507 ms, and so did a month of day pairs dropped 80 ms apart
+	-- (up to 366 ms): all of them fell into one journal commit.  Five
+	-- seconds apart, each journal commit frees one day's pair (measured:
+	-- p99 at the baseline's, but single stalls of up to 335 ms remained;
+	-- docs/benchmarks.md, "Purge under load", session 5).  History
+	-- and attempts go in one statement so a range is never half dropped:
+	-- splitting the pair would halve a piece that is already small.
+	-- DROP needs an ACCESS EXCLUSIVE lock on notify_history and
+	-- notify_attempts (not on the outbox: enqueues never wait for it), and
+	-- while it waits for one, everyone else who wants them (the worker's
+	-- archiving and recording of attempts, readers of notify_all) waits
+	-- behind it.  So each try waits at most 50 ms for the locks; after 10
+	-- tries the partition's rows are deleted in batches below instead, and
+	-- the empty partitions go at the next purge.
 	FOR p IN
 		SELECT pg_catalog.string_agg(c.oid::regclass::text, ', ' ORDER BY i.inhparent::regclass::text DESC) AS parts,
 			   max(r.upper_bound) AS upper_bound
@@ -214,13 +317,13 @@ BEGIN
 		END LOOP;
 		IF done THEN
 			dropped := dropped + 1;
-			PERFORM pg_catalog.pg_sleep(pause_s);
+			PERFORM pg_catalog.pg_sleep(drop_pause_s);
 		ELSE
 			busy := busy + 1;
 		END IF;
 	END LOOP;
 
-	-- The month the cutoff falls in (and any month that stayed busy):
+	-- The partition the cutoff falls in (and any that stayed busy):
 	-- delete in batches, committing between them and pausing after each
 	-- commit, so the purge's WAL reaches the disk in small pieces with
 	-- room for other commits in between.  Each batch continues in id order
@@ -275,14 +378,14 @@ BEGIN
 
 	PERFORM @extschema@.notify_audit('purged', 'history',
 		jsonb_build_object('older_than', older_than::text, 'cutoff', cutoff,
-						   'batch_size', batch_size, 'pause', pause::text, 'batches', batches,
+						   'batch_size', batch_size, 'pause', pause::text, 'drop_pause', drop_pause::text, 'batches', batches,
 						   'partitions_dropped', dropped, 'partitions_busy', busy, 'rows_deleted', deleted,
 						   'attempts_deleted', attempts_deleted));
 	COMMIT;
 END;
 $$;
-COMMENT ON PROCEDURE notify_purge(interval, integer, interval) IS
-	'Deletes archived notifications and their attempts created more than older_than ago: whole months by dropping their notify_history and notify_attempts partitions together (waiting at most 50 ms at a time for the locks; a month still busy after 10 tries is emptied in batches instead), the rest in batches of batch_size in id order with a COMMIT and a sleep of pause after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
+COMMENT ON PROCEDURE notify_purge(interval, integer, interval, interval) IS
+	'Deletes archived notifications and their attempts created more than older_than ago: every partition below the cutoff by dropping its notify_history and notify_attempts partitions together, one pair per transaction with a sleep of drop_pause after each, so that the file system frees one pair at a time (waiting at most 50 ms at a time for the locks; a pair still busy after 10 tries is emptied in batches instead), the rows of the partition the cutoff falls in in batches of batch_size in id order with a COMMIT and a sleep of pause after each. Takes no lock an enqueue waits for. CALL it outside a transaction block.';
 
 -- The hashed form of an address, as kept after notify_forget_recipient.
 CREATE FUNCTION notify_address_hash(address text) RETURNS text

@@ -60,6 +60,16 @@ char	   *notify_unsubscribe_url = NULL;
 int			notify_archive_interval = 60000;
 char	   *notify_actor = NULL;
 
+/* read only by SQL (current_setting), so no extern in notify.h */
+static int	notify_history_partition = 0;
+
+static const struct config_enum_entry history_partition_options[] = {
+	{"day", 0, false},
+	{"week", 1, false},
+	{"month", 2, false},
+	{NULL, 0, false}
+};
+
 static const struct config_enum_entry starttls_options[] = {
 	{"off", NOTIFY_STARTTLS_OFF, false},
 	{"try", NOTIFY_STARTTLS_TRY, false},
@@ -331,6 +341,16 @@ notify_define_gucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("notify.history_partition",
+							 gettext_noop("Range of the notify_history and notify_attempts partitions the archive creates: day, week or month of created_at."),
+							 gettext_noop("Existing partitions keep their ranges when this changes; new ones are clipped so they do not overlap them. notify_purge drops whole partitions and deletes only the one the cutoff falls in row by row."),
+							 &notify_history_partition,
+							 0,
+							 history_partition_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("notify.unsubscribe_url",
 							   gettext_noop("Base URL of the one-click unsubscribe endpoint; empty: no List-Unsubscribe header."),
