@@ -13,8 +13,9 @@
 #             notification, written with INSERT ... SELECT generate_series;
 #             the partitions are made by notify_history_partition for every
 #             day of those months, so they are what notify.history_partition
-#             (default day) makes: a pair of partitions a day (55,000 rows at
-#             10 million), or a month for builds from before the setting
+#             makes (PARTITION, default day here; the extension's default is
+#             month): a pair of partitions a day (55,000 rows at 10
+#             million), or a month for builds from before the setting
 #             (NOTIFY_REV); the attempts go where notify_archive puts them,
 #             into the notify_attempts partition beside their notification's
 #             (history_created_at; a build from before that column gets them
@@ -141,6 +142,7 @@ port = $PORT
 unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'notify'
 notify.database = 'postgres'
+notify.history_partition = '${PARTITION:-day}'
 shared_buffers = 1GB
 maintenance_work_mem = 512MB
 max_wal_size = 4GB

@@ -12,7 +12,7 @@ CREATE TABLE notify_history (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING CON
 	PARTITION BY RANGE (created_at);
 ALTER TABLE notify_history ADD CONSTRAINT notify_history_pkey PRIMARY KEY (id, created_at);
 COMMENT ON TABLE notify_history IS
-	'Finished notifications moved out of notify_outbox (by the worker, after notify.archive_after), partitioned by range of created_at: one partition per day (notify_history_YYYY_MM_DD, the default), ISO week (notify_history_IYYY_wIW) or month (notify_history_YYYY_MM) as notify.history_partition says, or a clipped range (notify_history_<from>_to_<to>) where one made with another setting is in the way. Same columns as notify_outbox.';
+	'Finished notifications moved out of notify_outbox (by the worker, after notify.archive_after), partitioned by range of created_at: one partition per month (notify_history_YYYY_MM, the default), ISO week (notify_history_IYYY_wIW) or day (notify_history_YYYY_MM_DD) as notify.history_partition says, or a clipped range (notify_history_<from>_to_<to>) where one made with another setting is in the way. Same columns as notify_outbox.';
 CREATE INDEX notify_history_recipient_idx ON notify_history (recipient);
 COMMENT ON INDEX notify_history_recipient_idx IS 'Finds a person''s notifications (support questions, erasure requests).';
 CREATE INDEX notify_history_message_id_idx ON notify_history (message_id);
@@ -53,7 +53,7 @@ AS $$
 DECLARE
 	-- NULL when the library is not loaded in this session (no preload):
 	-- the default then
-	g text := coalesce(current_setting('notify.history_partition', true), 'day');
+	g text := coalesce(current_setting('notify.history_partition', true), 'month');
 	period interval;
 	lo timestamptz;
 	hi timestamptz;

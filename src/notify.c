@@ -61,7 +61,7 @@ int			notify_archive_interval = 60000;
 char	   *notify_actor = NULL;
 
 /* read only by SQL (current_setting), so no extern in notify.h */
-static int	notify_history_partition = 0;
+static int	notify_history_partition = 2;	/* month */
 
 static const struct config_enum_entry history_partition_options[] = {
 	{"day", 0, false},
@@ -346,7 +346,7 @@ notify_define_gucs(void)
 							 gettext_noop("Range of the notify_history and notify_attempts partitions the archive creates: day, week or month of created_at."),
 							 gettext_noop("Existing partitions keep their ranges when this changes; new ones are clipped so they do not overlap them. notify_purge drops whole partitions and deletes only the one the cutoff falls in row by row."),
 							 &notify_history_partition,
-							 0,
+							 2,
 							 history_partition_options,
 							 PGC_SUSET,
 							 0,

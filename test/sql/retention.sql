@@ -16,6 +16,8 @@ END;
 $$;
 TRUNCATE notify_outbox;
 
+-- months unless configured (test/regress.conf sets day for this test)
+SELECT boot_val AS built_in_default FROM pg_settings WHERE name = 'notify.history_partition';
 SHOW notify.history_partition;
 
 -- finished rows of three days, a month apart, a minute apart within a day

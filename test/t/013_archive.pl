@@ -12,7 +12,8 @@ use NotifyTest::Node;
 
 my $smtp = NotifyTest::SMTP->start;
 my $node = NotifyTest::Node->new('archive', smtp => $smtp,
-	conf => { 'notify.archive_after' => '0', 'notify.archive_interval' => q{'300ms'} });
+	conf => { 'notify.archive_after' => '0', 'notify.archive_interval' => q{'300ms'},
+		'notify.history_partition' => 'day' });
 
 $node->safe_psql('postgres', q{
 	SELECT count(notify_enqueue('notify.message', 'a' || i || '@example.com',
@@ -24,7 +25,7 @@ ok(defined NotifyTest::Node::wait_for($node,
 		'0/50', 30),
 	'the worker moved all 50 sent rows to notify_history; the outbox is empty');
 like($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM notify_history}),
-	qr/^notify_history_\d{4}_\d{2}_\d{2}$/, 'into the partition of this day (notify.history_partition = day, the default)');
+	qr/^notify_history_\d{4}_\d{2}_\d{2}$/, 'into the partition of this day (notify.history_partition = day)');
 is($node->safe_psql('postgres', q{
 		SELECT r.lower_bound = date_trunc('day', now()) AND r.upper_bound = date_trunc('day', now()) + interval '1 day'
 		FROM (SELECT DISTINCT tableoid FROM notify_history) h CROSS JOIN LATERAL notify_partition_range(h.tableoid) r}),

@@ -1,5 +1,5 @@
 # notify_purge and locks: a day's partition (notify.history_partition =
-# day, the default) that another session holds (a long read of notify_all)
+# day) that another session holds (a long read of notify_all)
 # is not waited for: the purge tries the DROP with a 50 ms lock timeout,
 # gives up after 10 tries, deletes that day's rows in batches instead and
 # says so in the audit log; the next purge, with the partition free, drops
@@ -14,7 +14,7 @@ use Time::HiRes qw(time);
 use NotifyTest::Node;
 
 my $node = NotifyTest::Node->new('purge_locks',
-	conf => { 'notify.archive_interval' => '0', log_lock_waits => 'on' });
+	conf => { 'notify.archive_interval' => '0', log_lock_waits => 'on', 'notify.history_partition' => 'day' });
 
 # two old days of history, 300 rows each, one attempt per row (ids past
 # those the outbox will hand out: archived rows keep their outbox ids), the
