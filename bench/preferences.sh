@@ -97,16 +97,8 @@ as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 
 say "loading 100,000 recipients with preferences and 100,000 suppressions"
 "${PSQL[@]}" -d bench -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/preferences_data.sql"
+"${PSQL[@]}" -d bench -f "$NOTIFY_ROOT/bench/sql/producer_tables.sql"
 "${PSQL[@]}" -d bench <<'SQL'
-CREATE TABLE tickets (
-	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	requester	text NOT NULL,
-	subject		text NOT NULL,
-	body		text NOT NULL,
-	created_at	timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE plain_outbox (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING IDENTITY);
-ALTER TABLE plain_outbox ADD PRIMARY KEY (id), ADD UNIQUE (dedup_key);
 
 -- CPU microseconds per transaction of n transactions, each inserting one
 -- outbox-like row for a random recipient, with or without the decision:

@@ -106,20 +106,7 @@ CONF
 as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 
 for db in bench bench_idle; do
-	"${PSQL[@]}" -d "$db" <<'SQL'
-CREATE EXTENSION notify;
-CREATE TABLE tickets (
-	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	requester	text NOT NULL,
-	subject		text NOT NULL,
-	body		text NOT NULL,
-	created_at	timestamptz NOT NULL DEFAULT now()
-);
--- notify_outbox's columns (NOT NULLs and defaults), identity PK, unique
--- dedup_key; none of its CHECKs, partial indexes or trigger.
-CREATE TABLE plain_outbox (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING IDENTITY);
-ALTER TABLE plain_outbox ADD PRIMARY KEY (id), ADD UNIQUE (dedup_key);
-SQL
+	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/producer_tables.sql"
 	if [ "$PREFS" = 1 ]; then
 		"${PSQL[@]}" -d "$db" -f "$NOTIFY_ROOT/bench/sql/preferences_data.sql"
 	fi

@@ -79,18 +79,7 @@ export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
 PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench)
 as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 "$PG_BIN/psql" -X -q -d postgres -c "CREATE DATABASE bench"
-"${PSQL[@]}" <<'SQL'
-CREATE EXTENSION notify;
-CREATE TABLE tickets (
-	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	requester	text NOT NULL,
-	subject		text NOT NULL,
-	body		text NOT NULL,
-	created_at	timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE plain_outbox (LIKE notify_outbox INCLUDING DEFAULTS INCLUDING IDENTITY);
-ALTER TABLE plain_outbox ADD PRIMARY KEY (id), ADD UNIQUE (dedup_key);
-SQL
+"${PSQL[@]}" -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/producer_tables.sql"
 [ "$PREFS" = 1 ] && "${PSQL[@]}" -f "$NOTIFY_ROOT/bench/sql/preferences_data.sql"
 "${PSQL[@]}" -c "CHECKPOINT"
 as_pg pg_ctl stop -D "$DATA" -w >/dev/null
