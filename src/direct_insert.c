@@ -112,6 +112,7 @@ static const char *const audit_columns[NOTIFY_AUDIT_NCOLUMNS] = {
 static const char *const audit_triggers[] = {"notify_audit_log_stamp", NULL};
 
 #define MAX_GIVEN NOTIFY_OUTBOX_NCOLUMNS
+StaticAssertDecl((int) NOTIFY_AUDIT_NCOLUMNS <= (int) MAX_GIVEN, "KeptTable.given is too small for an audit row");
 
 typedef struct KeptIndex
 {

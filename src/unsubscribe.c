@@ -105,7 +105,6 @@ typedef struct DecideRels
 	AttrNumber	ch_kind;
 	AttrNumber	ch_settings;
 	Oid			suppressions;
-	Oid			suppressions_pkey;
 	Oid			suppressions_hashed;	/* partial index: sha256:% only */
 	Oid			suppressions_address;	/* hash index: the enqueue's probe */
 	AttrNumber	sup_address;
@@ -286,7 +285,7 @@ decide_rels_invalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == decide_rels.categories || relid == decide_rels.categories_pkey ||
 		relid == decide_rels.channels || relid == decide_rels.channels_pkey ||
-		relid == decide_rels.suppressions || relid == decide_rels.suppressions_pkey ||
+		relid == decide_rels.suppressions ||
 		relid == decide_rels.suppressions_hashed || relid == decide_rels.suppressions_address ||
 		relid == decide_rels.preferences || relid == decide_rels.preferences_scope ||
 		relid == decide_rels.preferences_category)
@@ -361,7 +360,6 @@ decide_rels_get(Oid nsp)
 	r.ch_kind = decide_attnum(r.channels, "kind");
 	r.ch_settings = decide_attnum(r.channels, "settings");
 	r.suppressions = decide_relid("notify_suppressions", nsp);
-	r.suppressions_pkey = decide_relid("notify_suppressions_pkey", nsp);
 	r.suppressions_hashed = decide_relid("notify_suppressions_hashed_idx", nsp);
 	r.suppressions_address = decide_relid("notify_suppressions_address_hash_idx", nsp);
 	r.sup_address = decide_attnum(r.suppressions, "address");
