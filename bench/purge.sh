@@ -78,7 +78,12 @@
 #   256kB"), BENCH_DIR (/tmp/notify-bench-purge: where the scratch cluster goes, e.g.
 #   a file system mounted with other options), KEEP=1 to keep the
 #   cluster, LOGS_DIR (/dev/shm: where pgbench's per-transaction logs
-#   go; keep them off the cluster's disk), BENCH_PG_BIN to use an installation that
+#   go; keep them off the cluster's disk), DIRTY_BACKGROUND_BYTES (as
+#   root: set vm.dirty_background_bytes to this for the run and restore the
+#   kernel's setting at exit; see docs/operations.md, "Writeback stalls":
+#   on this VM a file that keeps growing, as the outbox here does, stalls
+#   every fdatasync for 160-180 ms each 30.7 s at the kernel's defaults,
+#   bench/fsync_stall.sh), BENCH_PG_BIN to use an installation that
 #   has notify (default: build this tree into a private copy;
 #   NOTIFY_REV=<commit> builds that commit, see private_install).
 source "$(dirname "$0")/../scripts/common.sh"
@@ -107,11 +112,25 @@ SOCK=$WORK/sock
 LOGS=${LOGS_DIR:-/dev/shm}/notify-bench-purge.$$
 mkdir -p "$LOGS"
 PGBENCH_PID=
+SAVED_DIRTY=
+if [ -n "${DIRTY_BACKGROUND_BYTES:-}" ]; then
+	[ "$(id -u)" -eq 0 ] || { echo "DIRTY_BACKGROUND_BYTES needs root" >&2; exit 1; }
+	SAVED_DIRTY="$(cat /proc/sys/vm/dirty_background_bytes) $(cat /proc/sys/vm/dirty_background_ratio)"
+	echo "$DIRTY_BACKGROUND_BYTES" >/proc/sys/vm/dirty_background_bytes
+fi
+echo "kernel: vm.dirty_background_bytes $(cat /proc/sys/vm/dirty_background_bytes), dirty_background_ratio $(cat /proc/sys/vm/dirty_background_ratio), dirty_expire_centisecs $(cat /proc/sys/vm/dirty_expire_centisecs)"
 
 cleanup() {
 	trap - EXIT INT TERM
 	[ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
 	rm -rf "$LOGS"
+	if [ -n "$SAVED_DIRTY" ]; then
+		# writing one of the pair zeroes the other: restore whichever was set
+		read -r bytes ratio <<<"$SAVED_DIRTY"
+		if [ "$bytes" != 0 ]; then echo "$bytes" >/proc/sys/vm/dirty_background_bytes
+		else echo "$ratio" >/proc/sys/vm/dirty_background_ratio; fi
+		SAVED_DIRTY=
+	fi
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "cluster kept: $DATA (socket $SOCK, port $PORT)" >&2
 		return
