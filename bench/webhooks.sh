@@ -52,7 +52,9 @@
 # Environment: ROUNDS (3), MESSAGES (20000), CONNECTIONS (16), BATCH_SIZES
 #   ("100 500"), LAT_MESSAGES (5000), LAT_CONNECTIONS (64), LATENCY_MS (50),
 #   LAT_BATCH_SIZES ("128 500"), SCENARIOS ("fast latency"), SIGN (1: sign
-#   in notify and in the baseline; 0: neither), PERF (1: one extra notify
+#   in notify and in the baseline; 0: neither), WORKERS (notify.workers,
+#   1; with more, the channel's connections are split among them and the
+#   worker CPU columns are their sum), PERF (1: one extra notify
 #   run per scenario under perf record, top symbols printed), PERF_OUT (a
 #   directory to keep the perf.data files in), NOTIFY_REV
 #   (build this commit instead of the working tree).
@@ -68,6 +70,7 @@ LATENCY_MS=${LATENCY_MS:-50}
 LAT_BATCH_SIZES=${LAT_BATCH_SIZES:-"128 500"}
 SCENARIOS=${SCENARIOS:-"fast latency"}
 SIGN=${SIGN:-1}
+WORKERS=${WORKERS:-1}
 PERF=${PERF:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 BODY='{"order": 1}'
@@ -230,13 +233,14 @@ cat >>"$DATA/postgresql.conf" <<CONF
 shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.from_address = 'notify@example.com'
+notify.workers = $WORKERS
 CONF
 as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 POSTMASTER_PID=$(head -1 "$DATA/postmaster.pid")
 q "CREATE EXTENSION notify" >/dev/null
 echo "server: $(q 'SELECT version()')"
 echo "settings: $(q "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings
-	WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', 'notify.poll_interval')")"
+	WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', 'notify.poll_interval', 'notify.workers')")"
 if [ "$SIGN" = 1 ]; then
 	SECRET=$(q "SELECT notify_generate_webhook_secret()")
 else
@@ -269,8 +273,9 @@ hz = os.sysconf("SC_CLK_TCK")
 conn = psycopg2.connect("")
 conn.autocommit = True
 cur = conn.cursor()
-cur.execute("SELECT pid, sent, batches FROM notify_worker_status")
-pid, base, batches0 = cur.fetchone()
+# every worker (notify.workers): CPU and counters are their sums
+cur.execute("SELECT array_agg(pid ORDER BY worker), sum(sent), sum(batches) FROM notify_worker_status")
+pids, base, batches0 = cur.fetchone()
 def stat(p):
     try:
         with open("/proc/%d/stat" % p) as f:
@@ -289,18 +294,23 @@ def cluster_cpu():
 def server_cpu():
     return sum((stat(p) or (0, 0))[1] for p in servers)
 def runq():
-    with open("/proc/%d/schedstat" % pid) as f:
-        return int(f.read().split()[1]) / 1e9
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/schedstat" % pid) as f:
+            total += int(f.read().split()[1]) / 1e9
+    return total
+def workers_cpu():
+    return sum(stat(pid)[1] for pid in pids)
 def wal():
     cur.execute("SELECT wal_sync, wal_sync_time, wal_bytes FROM pg_stat_wal")
     return cur.fetchone()
 l0 = wal()
-c0, w0, s0, q0 = cluster_cpu(), stat(pid)[1], server_cpu(), runq()
+c0, w0, s0, q0 = cluster_cpu(), workers_cpu(), server_cpu(), runq()
 wall0 = time.time()
 t0 = time.monotonic()
 cur.execute("SELECT notify_channel_resume('bench-hooks')")
 while True:
-    cur.execute("SELECT sent, failed + retried, batches FROM notify_worker_status")
+    cur.execute("SELECT sum(sent), sum(failed + retried), sum(batches) FROM notify_worker_status")
     sent, bad, batches = cur.fetchone()
     sent -= base
     if sent >= n:
@@ -310,7 +320,7 @@ while True:
         sys.exit(1)
     time.sleep(0.01)
 t1 = time.monotonic()
-c1, w1, s1, q1 = cluster_cpu(), stat(pid)[1], server_cpu(), runq()
+c1, w1, s1, q1 = cluster_cpu(), workers_cpu(), server_cpu(), runq()
 time.sleep(2.2)  # the worker flushes its WAL statistics at most once a second
 l1 = wal()
 print("%.4f %.6f %.2f %.2f %.2f %.2f %d %d %.0f %d" % (t1 - t0, wall0, c1 - c0, w1 - w0, s1 - s0, q1 - q0,
@@ -510,7 +520,7 @@ for SCEN in "${SCEN_A[@]}"; do
 		say "profile ($SCEN): one more notify run (batch_size ${BATCH_A[0]}) under perf record -g on the worker"
 		set_batch "${BATCH_A[0]}"
 		load_outbox "$S_N"
-		WPID=$(q "SELECT pid FROM notify_worker_status")
+		WPID=$(q "SELECT pid FROM notify_worker_status WHERE worker = 0")
 		perf record -q -F 1999 -g -p "$WPID" -o "$WORK/perf.data" >/dev/null 2>&1 &
 		PERF_PID=$!
 		perf stat -x, -o "$WORK/perf.stat" -e "$SYSCALL_EVENTS" -p "$WPID" >/dev/null 2>&1 &

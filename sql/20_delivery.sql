@@ -65,16 +65,17 @@ CREATE FUNCTION notify_worker_status(
 	OUT failed bigint,
 	OUT retried bigint,
 	OUT in_flight integer,
-	OUT last_error text)
-RETURNS record
+	OUT last_error text,
+	OUT worker integer)
+RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'notify_worker_status'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE ROWS 1;
 COMMENT ON FUNCTION notify_worker_status() IS
-	'Status of the delivery worker from shared memory; see the notify_worker_status view.';
+	'Status of the delivery workers from shared memory, a row each (notify.workers); see the notify_worker_status view.';
 
 CREATE VIEW notify_worker_status AS SELECT * FROM notify_worker_status();
 COMMENT ON VIEW notify_worker_status IS
-	'The delivery worker: pid, database served, state, start time, and counters since it started (batches claimed, sent, failed, retried, in flight, last error).';
+	'The delivery workers, a row each (notify.workers; worker 0 also archives and expires): pid, database served, state, start time, and counters since it started (batches claimed, sent, failed, retried, in flight, last error).';
 
 -- A claim writes nothing to the outbox row: the worker keeps the ids of
 -- the rows it holds (claimed, outcome not yet recorded) in memory and in

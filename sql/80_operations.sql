@@ -726,7 +726,14 @@ DECLARE
 BEGIN
 	-- the worker (shared memory)
 	BEGIN
-		SELECT * INTO w FROM notify_worker_status();
+		-- worker 0 for the state; counters summed over notify.workers
+		SELECT s.pid, s.database, s.state, s.started_at, t.batches, t.sent, t.failed, t.retried, t.in_flight
+		INTO w
+		FROM notify_worker_status() s,
+			 (SELECT sum(batches) AS batches, sum(sent) AS sent, sum(failed) AS failed,
+					 sum(retried) AS retried, sum(in_flight) AS in_flight
+			  FROM notify_worker_status()) t
+		WHERE s.worker = 0;
 		up := CASE WHEN w.pid IS NOT NULL AND w.database = current_database() THEN 1 ELSE 0 END;
 	EXCEPTION WHEN object_not_in_prerequisite_state THEN
 		loaded := false;
@@ -735,18 +742,18 @@ BEGIN
 		'1 when the notify worker runs and serves this database, else 0.', ARRAY[' ' || up]);
 	IF loaded THEN
 		out := out
-			|| notify_prometheus_family('notify_worker_info', 'gauge', 'The notify worker: the database it serves and its state.',
+			|| notify_prometheus_family('notify_worker_info', 'gauge', 'The notify worker (worker 0 with notify.workers > 1): the database it serves and its state.',
 				ARRAY[notify_prometheus_labels('database', w.database, 'state', w.state) || ' 1'])
-			|| notify_prometheus_family('notify_worker_in_flight', 'gauge', 'Messages the worker is sending now.',
+			|| notify_prometheus_family('notify_worker_in_flight', 'gauge', 'Messages the workers are sending now.',
 				ARRAY[' ' || w.in_flight])
-			|| notify_prometheus_family('notify_worker_batches_total', 'counter', 'Batches claimed since the worker started.',
+			|| notify_prometheus_family('notify_worker_batches_total', 'counter', 'Batches claimed since the workers started (summed over notify.workers).',
 				ARRAY[' ' || w.batches])
-			|| notify_prometheus_family('notify_worker_sent_total', 'counter', 'Messages sent since the worker started.',
+			|| notify_prometheus_family('notify_worker_sent_total', 'counter', 'Messages sent since the workers started (summed over notify.workers).',
 				ARRAY[' ' || w.sent])
-			|| notify_prometheus_family('notify_worker_failed_total', 'counter', 'Messages failed since the worker started.',
+			|| notify_prometheus_family('notify_worker_failed_total', 'counter', 'Messages failed since the workers started (summed over notify.workers).',
 				ARRAY[' ' || w.failed])
 			|| notify_prometheus_family('notify_worker_retried_total', 'counter',
-				'Transient failures scheduled for a retry since the worker started.', ARRAY[' ' || w.retried])
+				'Transient failures scheduled for a retry since the workers started (summed over notify.workers).', ARRAY[' ' || w.retried])
 			|| notify_prometheus_family('notify_worker_start_time_seconds', 'gauge',
 				'When the worker started, in seconds since the Unix epoch.',
 				ARRAY(SELECT ' ' || trim_scale(round(extract(epoch FROM w.started_at), 3)) WHERE w.started_at IS NOT NULL));

@@ -280,6 +280,22 @@ configure(NotifyChannel *ch, const char *kind, bool enabled,
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Connections this worker process may open for ch: its share of the
+ * channel's limit (SMTP channels share notify.max_connections to the one
+ * relay).  0 means another worker holds every connection of the channel,
+ * and this one does not claim its rows.
+ */
+int
+channel_connection_limit(NotifyChannel *ch)
+{
+	int			limit = notify_max_connections;
+
+	if (strcmp(ch->kind, "smtp") != 0 && ch->max_connections > 0)
+		limit = ch->max_connections;
+	return notify_connection_share(limit);
+}
+
 /* A string member of a cJSON object, palloc'd, or NULL. */
 static char *
 json_string(cJSON *obj, const char *key)

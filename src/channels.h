@@ -44,6 +44,7 @@ extern bool channels_reload(bool force);
 extern NotifyChannel *channel_lookup(const char *name);
 extern List *channels_rate_limited(void);
 extern List *channels_all(void);
+extern int	channel_connection_limit(NotifyChannel *ch);
 extern int	channel_take_tokens(NotifyChannel *ch, int want, TimestampTz *next_token);
 extern void channel_return_tokens(NotifyChannel *ch, int n);
 

@@ -351,7 +351,12 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		if (job->skip_reason != NULL)
 			job->outcome = NOTIFY_OUTCOME_SKIPPED;
 		/* before the commit: from then on the row is ours */
-		inflight_add(job->id);
+		if (!inflight_add(job->id))
+		{
+			/* another worker's claim took it first (see inflight.c) */
+			MemoryContextSwitchTo(old);
+			continue;
+		}
 		jobs = lappend(jobs, job);
 		batch->outstanding++;
 		MemoryContextSwitchTo(old);

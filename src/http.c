@@ -173,9 +173,7 @@ void
 http_submit(NotifyJob *job)
 {
 	NotifyChannel *ch = job->ch;
-	int			limit = ch->max_connections > 0 ? ch->max_connections : notify_max_connections;
-
-	if (ch->in_flight < limit)
+	if (ch->in_flight < channel_connection_limit(ch))
 		start_request(job);
 	else
 		dlist_push_tail(&ch->queue, &job->node);

@@ -14,16 +14,27 @@
  * table in the worker's memory), and an id leaves only after the record
  * of its outcome has committed.
  *
- * Crash safety follows: the registry lives in memory only.  When the
- * worker exits, it is emptied (on_shmem_exit); when the server crashes,
- * shared memory is made anew.  Either way the rows are still pending, so
- * the next worker claims them again: retried, never lost; and since one
- * worker serves a database, no two claimers hold the same row.
+ * Crash safety follows: the registry lives in memory only.  When a
+ * worker exits, its part is emptied (on_shmem_exit); when the server
+ * crashes, shared memory is made anew.  Either way the rows are still
+ * pending, so a worker claims them again: retried, never lost.
  *
- * Locking: InFlightShared.mutex (a spinlock) protects the shared array.
- * Only the worker writes it; backends read it for notify_cancel,
- * notify_retry and the views.  The array is kept dense (a removed id's
- * slot takes the last id), so a reader scans only the ids in flight.
+ * Several workers (notify.workers): each has a section of the shared
+ * registry, and its claims skip the ids in every section.  That check
+ * alone can race: a claim may read a row as not in flight, and lock it
+ * just after another worker's claim entered it and committed (that claim
+ * only locked the row, so nothing makes the first re-read it).  So
+ * inflight_add enters an id only if no other section has it, under the
+ * same lock; a claim drops the rows it loses that way.  The other worker
+ * entered the id before its commit released the row lock, and the row
+ * lock is taken before inflight_add, so the loser always sees it.
+ *
+ * Locking: InFlightShared.mutex (a spinlock) protects every section.
+ * Only a section's worker writes it; other workers read all sections when
+ * they claim, backends for notify_cancel, notify_retry and the views.
+ * Each section is kept dense (a removed id's slot takes the last id), so
+ * a reader scans only the ids in flight: about 3 x notify.batch_size per
+ * worker.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,12 +52,18 @@
 
 #include "notify.h"
 
+typedef struct InFlightSection
+{
+	int			n;				/* ids[0 .. n-1] are in flight */
+	int64		ids[NOTIFY_MAX_IN_FLIGHT];
+} InFlightSection;
+
 typedef struct InFlightShared
 {
 	slock_t		mutex;
-	Oid			dboid;			/* the worker's database: ids are its rows */
-	int			n;				/* ids[0 .. n-1] are in flight */
-	int64		ids[NOTIFY_MAX_IN_FLIGHT];
+	Oid			dboid;			/* the workers' database: ids are its rows */
+	int			nsections;		/* notify.workers */
+	InFlightSection sections[FLEXIBLE_ARRAY_MEMBER];
 } InFlightShared;
 
 /* The worker's own index of the shared array: id -> slot. */
@@ -57,7 +74,10 @@ typedef struct InFlightEntry
 } InFlightEntry;
 
 static InFlightShared *inflight_shared = NULL;
+static InFlightSection *my_section = NULL;	/* the worker's own */
 static HTAB *inflight_local = NULL;
+
+static bool held_elsewhere(int64 id);
 
 PG_FUNCTION_INFO_V1(notify_in_flight);
 PG_FUNCTION_INFO_V1(notify_in_flight_ids);
@@ -66,7 +86,8 @@ PG_FUNCTION_INFO_V1(notify_in_flight_ids);
 Size
 inflight_shmem_size(void)
 {
-	return MAXALIGN(sizeof(InFlightShared));
+	return MAXALIGN(add_size(offsetof(InFlightShared, sections),
+							 mul_size(sizeof(InFlightSection), notify_workers)));
 }
 
 /* Create or attach to the shared registry (under AddinShmemInitLock). */
@@ -75,12 +96,16 @@ inflight_shmem_init(void)
 {
 	bool		found;
 
-	inflight_shared = ShmemInitStruct("notify in flight", sizeof(InFlightShared), &found);
+	int			i;
+
+	inflight_shared = ShmemInitStruct("notify in flight", inflight_shmem_size(), &found);
 	if (!found)
 	{
 		SpinLockInit(&inflight_shared->mutex);
 		inflight_shared->dboid = InvalidOid;
-		inflight_shared->n = 0;
+		inflight_shared->nsections = notify_workers;
+		for (i = 0; i < notify_workers; i++)
+			inflight_shared->sections[i].n = 0;
 	}
 }
 
@@ -96,21 +121,43 @@ inflight_init(void)
 	ctl.hcxt = TopMemoryContext;
 	inflight_local = hash_create("notify in flight", 1024, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	Assert(notify_worker_index >= 0 && notify_worker_index < inflight_shared->nsections);
+	my_section = &inflight_shared->sections[notify_worker_index];
 	inflight_clear();
 	SpinLockAcquire(&inflight_shared->mutex);
 	inflight_shared->dboid = MyDatabaseId;
 	SpinLockRelease(&inflight_shared->mutex);
 }
 
-/* Forget every claim (the worker exits): the rows are pending again. */
+/* Forget the worker's claims (it exits): the rows are pending again. */
 void
 inflight_clear(void)
 {
-	if (inflight_shared == NULL)
+	if (my_section == NULL)
 		return;
 	SpinLockAcquire(&inflight_shared->mutex);
-	inflight_shared->n = 0;
+	my_section->n = 0;
 	SpinLockRelease(&inflight_shared->mutex);
+}
+
+/* Whether another worker's section holds id; the caller holds the mutex. */
+static bool
+held_elsewhere(int64 id)
+{
+	int			s,
+				i;
+
+	for (s = 0; s < inflight_shared->nsections; s++)
+	{
+		InFlightSection *sec = &inflight_shared->sections[s];
+
+		if (sec == my_section)
+			continue;
+		for (i = 0; i < sec->n; i++)
+			if (sec->ids[i] == id)
+				return true;
+	}
+	return false;
 }
 
 /* Claims the worker may still make before the registry is full. */
@@ -121,10 +168,12 @@ inflight_room(void)
 }
 
 /*
- * Worker: enter a claimed row.  Must happen before the claim commits, so
- * that a backend that waited for the claim's row lock sees it.
+ * Worker: enter a claimed row, after its row lock is taken and before the
+ * claim commits, so that a backend that waited for the lock sees it.
+ * Returns false, entering nothing, when another worker holds the row:
+ * the claim must drop it.
  */
-void
+bool
 inflight_add(int64 id)
 {
 	InFlightEntry *e;
@@ -134,15 +183,20 @@ inflight_add(int64 id)
 	if (found)
 		elog(ERROR, "notification " INT64_FORMAT " claimed twice", id);
 	SpinLockAcquire(&inflight_shared->mutex);
-	if (inflight_shared->n >= NOTIFY_MAX_IN_FLIGHT)
+	if (my_section->n >= NOTIFY_MAX_IN_FLIGHT || held_elsewhere(id))
 	{
+		bool		full = my_section->n >= NOTIFY_MAX_IN_FLIGHT;
+
 		SpinLockRelease(&inflight_shared->mutex);
 		hash_search(inflight_local, &id, HASH_REMOVE, NULL);
-		elog(ERROR, "too many notifications in flight");
+		if (full)
+			elog(ERROR, "too many notifications in flight");
+		return false;
 	}
-	e->slot = inflight_shared->n;
-	inflight_shared->ids[inflight_shared->n++] = id;
+	e->slot = my_section->n;
+	my_section->ids[my_section->n++] = id;
 	SpinLockRelease(&inflight_shared->mutex);
+	return true;
 }
 
 /* Worker: a row's outcome is committed (or it was never sent): release it. */
@@ -159,13 +213,13 @@ inflight_remove(int64 id)
 	slot = e->slot;
 	hash_search(inflight_local, &id, HASH_REMOVE, NULL);
 	SpinLockAcquire(&inflight_shared->mutex);
-	move = slot < inflight_shared->n - 1;
+	move = slot < my_section->n - 1;
 	if (move)
 	{
-		moved = inflight_shared->ids[inflight_shared->n - 1];
-		inflight_shared->ids[slot] = moved;
+		moved = my_section->ids[my_section->n - 1];
+		my_section->ids[slot] = moved;
 	}
-	inflight_shared->n--;
+	my_section->n--;
 	SpinLockRelease(&inflight_shared->mutex);
 	if (move)
 	{
@@ -176,50 +230,72 @@ inflight_remove(int64 id)
 }
 
 /*
- * notify_in_flight(id bigint) RETURNS boolean: whether the worker holds
- * the row (claimed, outcome not yet recorded).  In the worker (its claim
- * skips these rows) a hash lookup; elsewhere a scan of the shared ids.
+ * notify_in_flight(id bigint) RETURNS boolean: whether a worker holds the
+ * row (claimed, outcome not yet recorded).  In a worker (its claim skips
+ * these rows) a hash lookup for its own, then a scan of the other
+ * workers' ids if there are others; elsewhere a scan of all.
  */
 Datum
 notify_in_flight(PG_FUNCTION_ARGS)
 {
 	int64		id = PG_GETARG_INT64(0);
 	bool		result = false;
-	int			i;
+	int			s,
+				i;
 
 	if (inflight_local != NULL)
-		PG_RETURN_BOOL(hash_search(inflight_local, &id, HASH_FIND, NULL) != NULL);
+	{
+		if (hash_search(inflight_local, &id, HASH_FIND, NULL) != NULL)
+			PG_RETURN_BOOL(true);
+		if (inflight_shared->nsections == 1)
+			PG_RETURN_BOOL(false);
+		SpinLockAcquire(&inflight_shared->mutex);
+		result = held_elsewhere(id);
+		SpinLockRelease(&inflight_shared->mutex);
+		PG_RETURN_BOOL(result);
+	}
 	if (inflight_shared == NULL)
 		PG_RETURN_BOOL(false);
 	SpinLockAcquire(&inflight_shared->mutex);
-	/* the ids are rows of the worker's database only */
-	for (i = 0; inflight_shared->dboid == MyDatabaseId && i < inflight_shared->n; i++)
+	/* the ids are rows of the workers' database only */
+	for (s = 0; inflight_shared->dboid == MyDatabaseId && s < inflight_shared->nsections && !result; s++)
 	{
-		if (inflight_shared->ids[i] == id)
+		InFlightSection *sec = &inflight_shared->sections[s];
+
+		for (i = 0; i < sec->n; i++)
 		{
-			result = true;
-			break;
+			if (sec->ids[i] == id)
+			{
+				result = true;
+				break;
+			}
 		}
 	}
 	SpinLockRelease(&inflight_shared->mutex);
 	PG_RETURN_BOOL(result);
 }
 
-/* notify_in_flight_ids() RETURNS bigint[]: the rows the worker holds. */
+/* notify_in_flight_ids() RETURNS bigint[]: the rows the workers hold. */
 Datum
 notify_in_flight_ids(PG_FUNCTION_ARGS)
 {
 	int64	   *ids;
 	Datum	   *elems;
-	int			n;
-	int			i;
+	int			n = 0;
+	int			s,
+				i;
 
 	if (inflight_shared == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	ids = palloc(sizeof(int64) * NOTIFY_MAX_IN_FLIGHT);
+	ids = palloc(sizeof(int64) * NOTIFY_MAX_IN_FLIGHT * inflight_shared->nsections);
 	SpinLockAcquire(&inflight_shared->mutex);
-	n = inflight_shared->dboid == MyDatabaseId ? inflight_shared->n : 0;
-	memcpy(ids, inflight_shared->ids, sizeof(int64) * n);
+	for (s = 0; inflight_shared->dboid == MyDatabaseId && s < inflight_shared->nsections; s++)
+	{
+		InFlightSection *sec = &inflight_shared->sections[s];
+
+		memcpy(ids + n, sec->ids, sizeof(int64) * sec->n);
+		n += sec->n;
+	}
 	SpinLockRelease(&inflight_shared->mutex);
 	elems = palloc(sizeof(Datum) * Max(n, 1));
 	for (i = 0; i < n; i++)

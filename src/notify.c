@@ -41,6 +41,7 @@ int			notify_claim_delay = 2;
 int			notify_batch_size = 100;
 int			notify_lease_time = 300;
 int			notify_max_connections = 4;
+int			notify_workers = 1;
 int			notify_timeout = 30000;
 int			notify_shutdown_timeout = 5000;
 int			notify_retry_base = 10000;
@@ -112,7 +113,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = notify_shmem_startup;
 
-	notify_register_worker();
+	notify_register_workers();
 }
 
 /* Every notify.* setting, one DefineCustom*Variable each. */
@@ -191,6 +192,17 @@ notify_define_gucs(void)
 							1,
 							1000,
 							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("notify.workers",
+							gettext_noop("Delivery worker processes serving notify.database."),
+							gettext_noop("They claim disjoint rows and share each channel's connection limit and rate limit."),
+							&notify_workers,
+							1,
+							1,
+							NOTIFY_MAX_WORKERS,
+							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
 
@@ -407,11 +419,16 @@ notify_shmem_startup(void)
 	notify_shared = ShmemInitStruct("notify", sizeof(NotifySharedState), &found);
 	if (!found)
 	{
+		int			i;
+
 		memset(notify_shared, 0, sizeof(NotifySharedState));
-		pg_atomic_init_u32(&notify_shared->worker_procno_plus1, 0);
+		for (i = 0; i < NOTIFY_MAX_WORKERS; i++)
+		{
+			pg_atomic_init_u32(&notify_shared->workers[i].procno_plus1, 0);
+			notify_shared->workers[i].state = NOTIFY_WORKER_STOPPED;
+		}
 		pg_atomic_init_u32(&notify_shared->channels_generation, 1);
 		SpinLockInit(&notify_shared->mutex);
-		notify_shared->state = NOTIFY_WORKER_STOPPED;
 	}
 	inflight_shmem_init();
 	LWLockRelease(AddinShmemInitLock);

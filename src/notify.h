@@ -26,6 +26,7 @@ extern int	notify_claim_delay;
 extern int	notify_batch_size;
 extern int	notify_lease_time;
 extern int	notify_max_connections;
+extern int	notify_workers;
 extern int	notify_timeout;
 extern int	notify_shutdown_timeout;
 extern int	notify_retry_base;
@@ -52,7 +53,7 @@ typedef enum NotifyStartTLS
 	NOTIFY_STARTTLS_REQUIRE
 } NotifyStartTLS;
 
-/*---- shared memory: one worker's status (notify.c, worker.c) ----*/
+/*---- shared memory: the workers' status (notify.c, worker.c) ----*/
 typedef enum NotifyWorkerState
 {
 	NOTIFY_WORKER_STOPPED = 0,
@@ -77,15 +78,14 @@ typedef struct NotifyBucket
 	TimestampTz updated;
 } NotifyBucket;
 
-typedef struct NotifySharedState
+/* One delivery worker's status; notify.workers of them serve the database. */
+typedef struct NotifyWorkerSlot
 {
-	/* 0 when no worker runs, else its PGPROC number + 1; read without lock */
-	pg_atomic_uint32 worker_procno_plus1;
+	/* 0 when the worker does not run, else its PGPROC number + 1; read without lock */
+	pg_atomic_uint32 procno_plus1;
 
-	Oid			worker_dboid;	/* database the worker serves; read without lock */
-
-	slock_t		mutex;			/* protects the fields below */
-	pid_t		worker_pid;
+	/* protected by NotifySharedState.mutex */
+	pid_t		pid;
 	NotifyWorkerState state;
 	TimestampTz started_at;
 	uint64		batches;
@@ -95,6 +95,16 @@ typedef struct NotifySharedState
 	int			in_flight;
 	TimestampTz last_error_at;
 	char		last_error[NOTIFY_LAST_ERROR_LEN];
+} NotifyWorkerSlot;
+
+#define NOTIFY_MAX_WORKERS 8
+
+typedef struct NotifySharedState
+{
+	Oid			worker_dboid;	/* database the workers serve; read without lock */
+
+	slock_t		mutex;			/* protects the slots' fields and the buckets */
+	NotifyWorkerSlot workers[NOTIFY_MAX_WORKERS];	/* notify.workers of them used */
 
 	/* bumped by any change to notify_channels or their secrets */
 	pg_atomic_uint32 channels_generation;
@@ -111,7 +121,7 @@ extern void inflight_shmem_init(void);
 extern void inflight_init(void);
 extern void inflight_clear(void);
 extern int	inflight_room(void);
-extern void inflight_add(int64 id);
+extern bool inflight_add(int64 id);
 extern void inflight_remove(int64 id);
 
 extern const char *notify_worker_state_name(NotifyWorkerState state);
@@ -184,6 +194,8 @@ extern bool notify_locale_is_valid(const char *s, int len);
 
 /*---- worker.c ----*/
 extern bool notify_am_worker;
-extern void notify_register_worker(void);
+extern int	notify_worker_index;	/* this worker's slot, -1 outside the workers */
+extern void notify_register_workers(void);
+extern int	notify_connection_share(int limit);
 
 #endif							/* NOTIFY_H */

@@ -361,14 +361,18 @@ smtp_release(bool started)
 static void
 dispatch(void)
 {
+	int			limit = notify_connection_share(notify_max_connections);
 	int			i;
 
-	/* Connections beyond a lowered notify.max_connections go when idle. */
-	for (i = notify_max_connections; i < nconns; i++)
+	/*
+	 * Connections beyond a lowered notify.max_connections (this worker's
+	 * share of it, with notify.workers > 1) go when idle.
+	 */
+	for (i = limit; i < nconns; i++)
 		if (conns[i]->step == SMTP_IDLE)
 			close_connection(conns[i]);
 
-	for (i = 0; i < notify_max_connections && !dlist_is_empty(&queue); i++)
+	for (i = 0; i < limit && !dlist_is_empty(&queue); i++)
 	{
 		SmtpConn   *c = conn_slot(i);
 
@@ -546,7 +550,8 @@ chain_next(SmtpConn *c)
 	int			len;
 
 	if (!c->pipelined || c->next != NULL || dlist_is_empty(&queue) ||
-		c->slot >= notify_max_connections || strcmp(c->url, notify_smtp_url) != 0)
+		c->slot >= notify_connection_share(notify_max_connections) ||
+		strcmp(c->url, notify_smtp_url) != 0)
 		return;
 	next = dlist_container(NotifyJob, node, dlist_head_node(&queue));
 	len = format_group(c, next);

@@ -42,23 +42,28 @@ notify_wakeup_init(void)
 }
 
 /*
- * Set the worker's latch, if a worker runs.  A stale PGPROC number (the
+ * Set the latch of every worker that runs.  A stale PGPROC number (a
  * worker just exited) sets some other process's latch, which latches
- * tolerate as a spurious wake-up.
+ * tolerate as a spurious wake-up.  With several workers each wakes and
+ * claims; the ones that find the rows taken claim nothing.
  */
 void
 notify_wake_worker(void)
 {
-	uint32		procno_plus1;
+	int			i;
 
 	if (notify_shared == NULL)
 		return;
-	/* a write in a database the worker does not serve is not its work */
+	/* a write in a database the workers do not serve is not their work */
 	if (OidIsValid(MyDatabaseId) && notify_shared->worker_dboid != MyDatabaseId)
 		return;
-	procno_plus1 = pg_atomic_read_u32(&notify_shared->worker_procno_plus1);
-	if (procno_plus1 != 0)
-		SetLatch(notify_proc_latch(procno_plus1 - 1));
+	for (i = 0; i < notify_workers; i++)
+	{
+		uint32		procno_plus1 = pg_atomic_read_u32(&notify_shared->workers[i].procno_plus1);
+
+		if (procno_plus1 != 0)
+			SetLatch(notify_proc_latch(procno_plus1 - 1));
+	}
 }
 
 /* Wake the worker at COMMIT of a transaction that wrote to the outbox. */

@@ -58,6 +58,10 @@
 #include "worker.h"
 
 bool		notify_am_worker = false;
+int			notify_worker_index = -1;
+
+/* this worker's status in shared memory (notify_shared->workers[index]) */
+static NotifyWorkerSlot *my_slot = NULL;
 
 PGDLLEXPORT void notify_worker_main(Datum main_arg);
 
@@ -95,21 +99,46 @@ static void shut_down(void);
 static void archive(void);
 static void record_flush(void);
 
-/* Register the worker; called from _PG_init when preloaded. */
+/*
+ * Register notify.workers delivery workers; called from _PG_init when
+ * preloaded.  Worker 0 also does the housekeeping (archiving, expired
+ * leases and messages); every worker claims, sends and records.
+ */
 void
-notify_register_worker(void)
+notify_register_workers(void)
 {
 	BackgroundWorker worker;
+	int			i;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 2;
-	strlcpy(worker.bgw_library_name, "notify", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "notify_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "notify worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "notify worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	for (i = 0; i < notify_workers; i++)
+	{
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = 2;
+		worker.bgw_main_arg = Int32GetDatum(i);
+		strlcpy(worker.bgw_library_name, "notify", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "notify_worker_main", BGW_MAXLEN);
+		if (i == 0)
+			strlcpy(worker.bgw_name, "notify worker", BGW_MAXLEN);
+		else
+			snprintf(worker.bgw_name, BGW_MAXLEN, "notify worker %d", i);
+		strlcpy(worker.bgw_type, "notify worker", BGW_MAXLEN);
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/*
+ * This worker's share of a connection limit: limit / notify.workers,
+ * the remainder going one each to the first workers; 0 for some workers
+ * when the limit is below notify.workers.  Outside a worker, the limit.
+ */
+int
+notify_connection_share(int limit)
+{
+	if (notify_worker_index < 0 || notify_workers <= 1)
+		return limit;
+	return limit / notify_workers + (notify_worker_index < limit % notify_workers ? 1 : 0);
 }
 
 /* Entry point of the worker process. */
@@ -132,6 +161,10 @@ notify_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	notify_am_worker = true;
+	notify_worker_index = DatumGetInt32(main_arg);
+	if (notify_worker_index < 0 || notify_worker_index >= NOTIFY_MAX_WORKERS)
+		elog(FATAL, "notify worker index %d out of range", notify_worker_index);
+	my_slot = &notify_shared->workers[notify_worker_index];
 	BackgroundWorkerInitializeConnection(notify_database, NULL, 0);
 	pgstat_report_appname("notify worker");
 
@@ -164,13 +197,13 @@ notify_worker_main(Datum main_arg)
 									   ALLOCSET_DEFAULT_SIZES);
 
 	SpinLockAcquire(&notify_shared->mutex);
-	notify_shared->worker_pid = MyProcPid;
-	notify_shared->started_at = GetCurrentTimestamp();
-	notify_shared->state = NOTIFY_WORKER_STARTING;
-	notify_shared->in_flight = 0;
+	my_slot->pid = MyProcPid;
+	my_slot->started_at = GetCurrentTimestamp();
+	my_slot->state = NOTIFY_WORKER_STARTING;
+	my_slot->in_flight = 0;
 	SpinLockRelease(&notify_shared->mutex);
 	notify_shared->worker_dboid = MyDatabaseId;
-	pg_atomic_write_u32(&notify_shared->worker_procno_plus1,
+	pg_atomic_write_u32(&my_slot->procno_plus1,
 						(uint32) notify_my_proc_number() + 1);
 	on_shmem_exit(worker_exit, (Datum) 0);
 	inflight_init();
@@ -313,7 +346,7 @@ notify_worker_main(Datum main_arg)
 			if (next_lease_check <= now)
 			{
 				claim = true;
-				leases_due = true;
+				leases_due = notify_worker_index == 0;
 				/* plans made on an empty outbox must not outlive it */
 				claim_replan();
 				next_lease_check = TimestampTzPlusMilliseconds(now,
@@ -334,7 +367,7 @@ notify_worker_main(Datum main_arg)
 		}
 
 		/* Now and then, move finished rows out of the hot outbox. */
-		if (notify_archive_interval > 0 && next_archive <= now)
+		if (notify_worker_index == 0 && notify_archive_interval > 0 && next_archive <= now)
 		{
 			if (next_archive != 0)
 				archive();
@@ -413,7 +446,7 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 	ready = claim_extension_ready();
 	if (ready)
 		channels_reload(startup);
-	if (ready && startup)
+	if (ready && startup && notify_worker_index == 0)
 	{
 		int			n = claim_release_expired(true);
 
@@ -478,7 +511,7 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 	if (claimed != NULL && *claimed != NIL)
 	{
 		SpinLockAcquire(&notify_shared->mutex);
-		notify_shared->batches++;
+		my_slot->batches++;
 		SpinLockRelease(&notify_shared->mutex);
 	}
 	return ready;
@@ -504,6 +537,22 @@ claim_due(NotifyBatch *batch)
 	old = MemoryContextSwitchTo(batch->cxt);
 	limited = channels_rate_limited();
 	next_token_at = 0;
+
+	/*
+	 * With several workers, a channel whose connection limit is below
+	 * notify.workers has no connection in some of them: those leave its
+	 * rows to the others.
+	 */
+	if (notify_workers > 1)
+	{
+		foreach(lc, channels_all())
+		{
+			NotifyChannel *ch = lfirst(lc);
+
+			if (channel_connection_limit(ch) == 0)
+				excluded = lappend(excluded, ch->name);
+		}
+	}
 	foreach(lc, limited)
 	{
 		NotifyChannel *ch = lfirst(lc);
@@ -511,6 +560,8 @@ claim_due(NotifyBatch *batch)
 		int			tokens;
 		int			n;
 
+		if (list_member_ptr(excluded, ch->name))
+			continue;			/* no connection here */
 		excluded = lappend(excluded, ch->name);
 		if (room <= 0)
 			continue;
@@ -661,7 +712,7 @@ start_jobs(List *jobs)
 	}
 	list_free(jobs);
 	SpinLockAcquire(&notify_shared->mutex);
-	notify_shared->in_flight = transfer_in_flight();
+	my_slot->in_flight = transfer_in_flight();
 	SpinLockRelease(&notify_shared->mutex);
 }
 
@@ -702,14 +753,14 @@ account(List *jobs)
 		}
 	}
 	SpinLockAcquire(&notify_shared->mutex);
-	notify_shared->sent += sent;
-	notify_shared->failed += failed;
-	notify_shared->retried += retried;
-	notify_shared->in_flight = transfer_in_flight();
+	my_slot->sent += sent;
+	my_slot->failed += failed;
+	my_slot->retried += retried;
+	my_slot->in_flight = transfer_in_flight();
 	if (last_error != NULL)
 	{
-		strlcpy(notify_shared->last_error, last_error, NOTIFY_LAST_ERROR_LEN);
-		notify_shared->last_error_at = GetCurrentTimestamp();
+		strlcpy(my_slot->last_error, last_error, NOTIFY_LAST_ERROR_LEN);
+		my_slot->last_error_at = GetCurrentTimestamp();
 	}
 	SpinLockRelease(&notify_shared->mutex);
 }
@@ -825,11 +876,11 @@ record_flush(void)
 static void
 set_state(NotifyWorkerState state, const char *activity)
 {
-	if (notify_shared->state == state)
+	if (my_slot->state == state)
 		return;
 	SpinLockAcquire(&notify_shared->mutex);
-	notify_shared->state = state;
-	notify_shared->in_flight = transfer_in_flight();
+	my_slot->state = state;
+	my_slot->in_flight = transfer_in_flight();
 	SpinLockRelease(&notify_shared->mutex);
 	pgstat_report_activity(state == NOTIFY_WORKER_IDLE ||
 						   state == NOTIFY_WORKER_WAITING_FOR_EXTENSION ? STATE_IDLE : STATE_RUNNING,
@@ -840,44 +891,59 @@ set_state(NotifyWorkerState state, const char *activity)
 static void
 worker_exit(int code, Datum arg)
 {
-	pg_atomic_write_u32(&notify_shared->worker_procno_plus1, 0);
-	/* our claims end with us: the rows are pending, the next worker takes them */
+	pg_atomic_write_u32(&my_slot->procno_plus1, 0);
+	/* our claims end with us: the rows are pending, a worker takes them again */
 	inflight_clear();
 	SpinLockAcquire(&notify_shared->mutex);
-	notify_shared->worker_pid = 0;
-	notify_shared->state = NOTIFY_WORKER_STOPPED;
-	notify_shared->in_flight = 0;
+	my_slot->pid = 0;
+	my_slot->state = NOTIFY_WORKER_STOPPED;
+	my_slot->in_flight = 0;
 	SpinLockRelease(&notify_shared->mutex);
 }
 
 /*
- * notify_worker_status() RETURNS record: the worker's shared status, for
- * the notify_worker_status view.
+ * notify_worker_status() RETURNS SETOF record: each worker's shared
+ * status (notify.workers rows), for the notify_worker_status view.
  */
 Datum
 notify_worker_status(PG_FUNCTION_ARGS)
 {
+	FuncCallContext *funcctx;
 	TupleDesc	tupdesc;
-	Datum		values[10];
-	bool		nulls[10];
-	NotifySharedState s;
+	Datum		values[11];
+	bool		nulls[11];
+	NotifyWorkerSlot s;
+	int			i;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	memset(nulls, 0, sizeof(nulls));
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
 
-	if (notify_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("notify is not loaded through shared_preload_libraries"),
-				 errhint("Add notify to shared_preload_libraries in postgresql.conf and restart the server.")));
+		if (notify_shared == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("notify is not loaded through shared_preload_libraries"),
+					 errhint("Add notify to shared_preload_libraries in postgresql.conf and restart the server.")));
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+		funcctx->max_calls = notify_workers;
+		MemoryContextSwitchTo(old);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	i = (int) funcctx->call_cntr;
+	if (i >= (int) funcctx->max_calls)
+		SRF_RETURN_DONE(funcctx);
 
 	SpinLockAcquire(&notify_shared->mutex);
-	memcpy(&s, notify_shared, sizeof(s));
+	memcpy(&s, &notify_shared->workers[i], sizeof(s));
 	SpinLockRelease(&notify_shared->mutex);
 
-	values[0] = Int32GetDatum(s.worker_pid);
-	nulls[0] = s.worker_pid == 0;
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int32GetDatum(s.pid);
+	nulls[0] = s.pid == 0;
 	values[1] = CStringGetTextDatum(notify_database);
 	values[2] = CStringGetTextDatum(notify_worker_state_name(s.state));
 	values[3] = TimestampTzGetDatum(s.started_at);
@@ -889,6 +955,7 @@ notify_worker_status(PG_FUNCTION_ARGS)
 	values[8] = Int32GetDatum(s.in_flight);
 	values[9] = CStringGetTextDatum(s.last_error);
 	nulls[9] = s.last_error[0] == '\0';
+	values[10] = Int32GetDatum(i);
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(funcctx->tuple_desc, values, nulls)));
 }
