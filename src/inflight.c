@@ -29,12 +29,18 @@
  * entered the id before its commit released the row lock, and the row
  * lock is taken before inflight_add, so the loser always sees it.
  *
- * Locking: InFlightShared.mutex (a spinlock) protects every section.
- * Only a section's worker writes it; other workers read all sections when
- * they claim, backends for notify_cancel, notify_retry and the views.
- * Each section is kept dense (a removed id's slot takes the last id), so
- * a reader scans only the ids in flight: about 3 x notify.batch_size per
- * worker.
+ * Shared memory holds, for each worker, a dense array of its ids (a
+ * removed id's slot takes the last id), which notify_in_flight_ids copies
+ * and an exiting worker empties; and one open-addressing hash set of
+ * every worker's ids (id -> worker, linear probing, at most half full),
+ * which answers "is this id in flight, and whose?" in constant time,
+ * however many workers and however large their batches.  A claim asks
+ * that for every row it passes over.
+ *
+ * Locking: InFlightShared.mutex (a spinlock) protects all of it, and is
+ * held for a probe or an insertion, never for a scan.  Only a section's
+ * worker writes its ids; other workers probe when they claim, backends
+ * for notify_cancel, notify_retry and the views.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +49,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -58,13 +65,25 @@ typedef struct InFlightSection
 	int64		ids[NOTIFY_MAX_IN_FLIGHT];
 } InFlightSection;
 
+/* A position of the shared hash set. */
+typedef struct InFlightSlot
+{
+	int64		id;
+	int32		owner;			/* the worker's index, -1: empty */
+} InFlightSlot;
+
 typedef struct InFlightShared
 {
 	slock_t		mutex;
 	Oid			dboid;			/* the workers' database: ids are its rows */
 	int			nsections;		/* notify.workers */
+	uint32		mask;			/* positions of the hash set - 1 */
+	Size		set_offset;		/* where the hash set starts */
 	InFlightSection sections[FLEXIBLE_ARRAY_MEMBER];
 } InFlightShared;
+
+#define inflight_set() \
+	((InFlightSlot *) ((char *) inflight_shared + inflight_shared->set_offset))
 
 /* The worker's own index of the shared array: id -> slot. */
 typedef struct InFlightEntry
@@ -77,7 +96,11 @@ static InFlightShared *inflight_shared = NULL;
 static InFlightSection *my_section = NULL;	/* the worker's own */
 static HTAB *inflight_local = NULL;
 
-static bool held_elsewhere(int64 id);
+static Size set_offset(void);
+static uint32 set_positions(void);
+static int	set_find(int64 id);
+static void set_insert(int64 id, int owner);
+static void set_delete(int64 id);
 
 PG_FUNCTION_INFO_V1(notify_in_flight);
 PG_FUNCTION_INFO_V1(notify_in_flight_ids);
@@ -86,8 +109,22 @@ PG_FUNCTION_INFO_V1(notify_in_flight_ids);
 Size
 inflight_shmem_size(void)
 {
+	return add_size(set_offset(), mul_size(sizeof(InFlightSlot), set_positions()));
+}
+
+/* Where the hash set starts: after the sections. */
+static Size
+set_offset(void)
+{
 	return MAXALIGN(add_size(offsetof(InFlightShared, sections),
 							 mul_size(sizeof(InFlightSection), notify_workers)));
+}
+
+/* Positions of the hash set: a power of two, at least twice the ids. */
+static uint32
+set_positions(void)
+{
+	return pg_nextpower2_32((uint32) (2 * notify_workers * NOTIFY_MAX_IN_FLIGHT));
 }
 
 /* Create or attach to the shared registry (under AddinShmemInitLock). */
@@ -104,8 +141,12 @@ inflight_shmem_init(void)
 		SpinLockInit(&inflight_shared->mutex);
 		inflight_shared->dboid = InvalidOid;
 		inflight_shared->nsections = notify_workers;
+		inflight_shared->mask = set_positions() - 1;
+		inflight_shared->set_offset = set_offset();
 		for (i = 0; i < notify_workers; i++)
 			inflight_shared->sections[i].n = 0;
+		for (i = 0; i <= (int) inflight_shared->mask; i++)
+			inflight_set()[i].owner = -1;
 	}
 }
 
@@ -133,31 +174,88 @@ inflight_init(void)
 void
 inflight_clear(void)
 {
+	int			i;
+
 	if (my_section == NULL)
 		return;
 	SpinLockAcquire(&inflight_shared->mutex);
+	for (i = 0; i < my_section->n; i++)
+		set_delete(my_section->ids[i]);
 	my_section->n = 0;
 	SpinLockRelease(&inflight_shared->mutex);
 }
 
-/* Whether another worker's section holds id; the caller holds the mutex. */
-static bool
-held_elsewhere(int64 id)
+/*
+ * The hash set (caller holds the mutex).  Linear probing from the id's
+ * home position; at most half the positions are taken, so a probe ends
+ * at an empty position soon.
+ */
+static inline uint32
+set_home(int64 id)
 {
-	int			s,
-				i;
+	return (uint32) (((uint64) id * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & inflight_shared->mask;
+}
 
-	for (s = 0; s < inflight_shared->nsections; s++)
+/* The position holding id, or -1. */
+static int
+set_find(int64 id)
+{
+	InFlightSlot *set = inflight_set();
+	uint32		i = set_home(id);
+
+	while (set[i].owner >= 0)
 	{
-		InFlightSection *sec = &inflight_shared->sections[s];
-
-		if (sec == my_section)
-			continue;
-		for (i = 0; i < sec->n; i++)
-			if (sec->ids[i] == id)
-				return true;
+		if (set[i].id == id)
+			return (int) i;
+		i = (i + 1) & inflight_shared->mask;
 	}
-	return false;
+	return -1;
+}
+
+/* Enter id, which is not in the set. */
+static void
+set_insert(int64 id, int owner)
+{
+	InFlightSlot *set = inflight_set();
+	uint32		i = set_home(id);
+
+	while (set[i].owner >= 0)
+		i = (i + 1) & inflight_shared->mask;
+	set[i].id = id;
+	set[i].owner = owner;
+}
+
+/*
+ * Remove id, if present, and close the gap: each later entry of the
+ * probe run moves back into it when its home allows (it must stay
+ * reachable from its home without crossing an empty position).
+ */
+static void
+set_delete(int64 id)
+{
+	InFlightSlot *set = inflight_set();
+	uint32		mask = inflight_shared->mask;
+	int			found = set_find(id);
+	uint32		i,
+				j;
+
+	if (found < 0)
+		return;
+	i = (uint32) found;
+	j = (i + 1) & mask;
+	while (set[j].owner >= 0)
+	{
+		uint32		home = set_home(set[j].id);
+
+		/* j may move to i if i lies on the way from its home to j */
+		if (((j - home) & mask) >= ((j - i) & mask))
+		{
+			set[i] = set[j];
+			i = j;
+		}
+		j = (j + 1) & mask;
+	}
+	set[i].owner = -1;
 }
 
 /* Claims the worker may still make before the registry is full. */
@@ -183,7 +281,7 @@ inflight_add(int64 id)
 	if (found)
 		elog(ERROR, "notification " INT64_FORMAT " claimed twice", id);
 	SpinLockAcquire(&inflight_shared->mutex);
-	if (my_section->n >= NOTIFY_MAX_IN_FLIGHT || held_elsewhere(id))
+	if (my_section->n >= NOTIFY_MAX_IN_FLIGHT || set_find(id) >= 0)
 	{
 		bool		full = my_section->n >= NOTIFY_MAX_IN_FLIGHT;
 
@@ -195,6 +293,7 @@ inflight_add(int64 id)
 	}
 	e->slot = my_section->n;
 	my_section->ids[my_section->n++] = id;
+	set_insert(id, notify_worker_index);
 	SpinLockRelease(&inflight_shared->mutex);
 	return true;
 }
@@ -220,6 +319,7 @@ inflight_remove(int64 id)
 		my_section->ids[slot] = moved;
 	}
 	my_section->n--;
+	set_delete(id);
 	SpinLockRelease(&inflight_shared->mutex);
 	if (move)
 	{
@@ -232,16 +332,14 @@ inflight_remove(int64 id)
 /*
  * notify_in_flight(id bigint) RETURNS boolean: whether a worker holds the
  * row (claimed, outcome not yet recorded).  In a worker (its claim skips
- * these rows) a hash lookup for its own, then a scan of the other
- * workers' ids if there are others; elsewhere a scan of all.
+ * these rows) a lookup in its own hash table, then, if there are other
+ * workers, a probe of the shared set; elsewhere a probe of the shared set.
  */
 Datum
 notify_in_flight(PG_FUNCTION_ARGS)
 {
 	int64		id = PG_GETARG_INT64(0);
-	bool		result = false;
-	int			s,
-				i;
+	bool		result;
 
 	if (inflight_local != NULL)
 	{
@@ -249,28 +347,12 @@ notify_in_flight(PG_FUNCTION_ARGS)
 			PG_RETURN_BOOL(true);
 		if (inflight_shared->nsections == 1)
 			PG_RETURN_BOOL(false);
-		SpinLockAcquire(&inflight_shared->mutex);
-		result = held_elsewhere(id);
-		SpinLockRelease(&inflight_shared->mutex);
-		PG_RETURN_BOOL(result);
 	}
-	if (inflight_shared == NULL)
+	else if (inflight_shared == NULL)
 		PG_RETURN_BOOL(false);
 	SpinLockAcquire(&inflight_shared->mutex);
 	/* the ids are rows of the workers' database only */
-	for (s = 0; inflight_shared->dboid == MyDatabaseId && s < inflight_shared->nsections && !result; s++)
-	{
-		InFlightSection *sec = &inflight_shared->sections[s];
-
-		for (i = 0; i < sec->n; i++)
-		{
-			if (sec->ids[i] == id)
-			{
-				result = true;
-				break;
-			}
-		}
-	}
+	result = inflight_shared->dboid == MyDatabaseId && set_find(id) >= 0;
 	SpinLockRelease(&inflight_shared->mutex);
 	PG_RETURN_BOOL(result);
 }
