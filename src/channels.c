@@ -59,11 +59,20 @@ channels_reload(bool force)
 	if (!force && gen == loaded_generation)
 		return false;
 
+	/*
+	 * Read with a snapshot taken now, after the generation: a change bumps
+	 * the generation only once its commit is visible, so this snapshot sees
+	 * every change the generation counts.  Not the transaction's snapshot
+	 * (read_only = true would use it): taken before the generation was
+	 * read, it can miss a change committed in between, and the generation
+	 * stored below would then hide that change until the next one (seen as
+	 * a channel that "does not exist" for good).
+	 */
 	if (SPI_execute(psprintf("SELECT c.name, c.kind, c.enabled, c.settings::text, s.secret"
 							 " FROM %s.notify_channels c"
 							 " LEFT JOIN %s.notify_channel_secrets s ON s.channel = c.name",
 							 claim_schema(), claim_schema()),
-					true, 0) != SPI_OK_SELECT)
+					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read notify_channels");
 
 	foreach(lc, channels)

@@ -587,6 +587,21 @@ claim_due(NotifyBatch *batch)
 		NotifyJob  *job = lfirst(lc);
 
 		job->ch = channel_lookup(job->channel);
+
+		/*
+		 * The claim joined the row to its channel with a newer snapshot
+		 * than the channels were loaded with (a channel created just
+		 * after the reload at the top of this transaction): load again
+		 * rather than fail the message for a channel that exists.
+		 */
+		if (job->ch == NULL)
+		{
+			MemoryContext cur = MemoryContextSwitchTo(old);
+
+			channels_reload(true);
+			MemoryContextSwitchTo(cur);
+			job->ch = channel_lookup(job->channel);
+		}
 		fill_content(job);
 	}
 	list_free(limited);
