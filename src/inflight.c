@@ -38,7 +38,8 @@
  * that for every row it passes over.
  *
  * Locking: InFlightShared.mutex (a spinlock) protects all of it, and is
- * held for a probe or an insertion, never for a scan.  Only a section's
+ * held for one probe, insertion or deletion at a time, never for a scan,
+ * except while an exiting worker deletes its own ids.  Only a section's
  * worker writes its ids; other workers probe when they claim, backends
  * for notify_cancel, notify_retry and the views.
  *
@@ -132,7 +133,6 @@ void
 inflight_shmem_init(void)
 {
 	bool		found;
-
 	int			i;
 
 	inflight_shared = ShmemInitStruct("notify in flight", inflight_shmem_size(), &found);
