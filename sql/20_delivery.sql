@@ -85,12 +85,12 @@ CREATE FUNCTION notify_in_flight(id bigint) RETURNS boolean
 AS 'MODULE_PATHNAME', 'notify_in_flight'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION notify_in_flight(bigint) IS
-	'True while the worker holds outbox row id: claimed and being sent, its outcome not yet recorded (the row is then pending in the table).';
+	'True while a delivery worker holds outbox row id: claimed and being sent, its outcome not yet recorded (the row is then pending in the table).';
 CREATE FUNCTION notify_in_flight_ids() RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'notify_in_flight_ids'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION notify_in_flight_ids() IS
-	'Ids of the outbox rows the worker holds now (claimed, outcome not yet recorded).';
+	'Ids of the outbox rows the delivery workers hold now (claimed, outcome not yet recorded).';
 
 -- ---- admin actions ----
 CREATE FUNCTION notify_retry(id bigint) RETURNS boolean

@@ -727,13 +727,14 @@ BEGIN
 	-- the worker (shared memory)
 	BEGIN
 		-- worker 0 for the state; counters summed over notify.workers
-		SELECT s.pid, s.database, s.state, s.started_at, t.batches, t.sent, t.failed, t.retried, t.in_flight
+		SELECT max(pid) FILTER (WHERE worker = 0) AS pid,
+			   max(database) FILTER (WHERE worker = 0) AS database,
+			   max(state) FILTER (WHERE worker = 0) AS state,
+			   max(started_at) FILTER (WHERE worker = 0) AS started_at,
+			   sum(batches) AS batches, sum(sent) AS sent, sum(failed) AS failed,
+			   sum(retried) AS retried, sum(in_flight) AS in_flight
 		INTO w
-		FROM notify_worker_status() s,
-			 (SELECT sum(batches) AS batches, sum(sent) AS sent, sum(failed) AS failed,
-					 sum(retried) AS retried, sum(in_flight) AS in_flight
-			  FROM notify_worker_status()) t
-		WHERE s.worker = 0;
+		FROM notify_worker_status();
 		up := CASE WHEN w.pid IS NOT NULL AND w.database = current_database() THEN 1 ELSE 0 END;
 	EXCEPTION WHEN object_not_in_prerequisite_state THEN
 		loaded := false;

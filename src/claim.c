@@ -16,8 +16,8 @@
  * statement per group of finished jobs sets each row's new status,
  * attempts + 1 and Message-ID, and appends one notify_attempts row per
  * attempt; the ids leave the registry once that has committed.  A crash
- * between the two leaves the rows pending, and the next worker (the only
- * one of its database) claims them again.  Rows in 'sending' exist only
+ * between the two leaves the rows pending, and a worker claims them again
+ * (the registry keeps two workers of one database off the same row).  Rows in 'sending' exist only
  * from versions that wrote the claim into the row: they are taken back at
  * start, or when their lease expires.
  *
@@ -77,8 +77,8 @@ claim_extension_ready(void)
 	char	   *schema;
 	char	   *nspname;
 	char	   *q;
-	Oid			claim_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTARRAYOID};
-	Oid			claim_channel_types[4] = {INT4OID, FLOAT8OID, TEXTOID, TEXTOID};
+	Oid			claim_types[3] = {INT4OID, TEXTOID, TEXTARRAYOID};
+	Oid			claim_channel_types[3] = {INT4OID, TEXTOID, TEXTOID};
 	const char *claim_sql;
 	Oid			record_types[15] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
@@ -111,8 +111,9 @@ claim_extension_ready(void)
 	 * WHERE clause) differs between the general claim, which leaves out
 	 * rate-limited channels, and the claim for one such channel.  It writes
 	 * nothing: the inner SELECT walks notify_outbox_claim_idx in order,
-	 * passes over the rows the worker holds already (notify_in_flight, a
-	 * hash lookup in the worker, see inflight.c) and locks up to $1 due
+	 * passes over the rows any worker holds already (notify_in_flight: a
+	 * hash lookup in the worker, a probe of the shared set for the other
+	 * workers' rows, see inflight.c) and locks up to $1 due
 	 * rows, which claim_jobs enters in the in-flight registry before the
 	 * transaction commits; the row stays pending until its outcome is
 	 * recorded.  Each is joined to its channel for the kind.  Only SMTP
@@ -132,7 +133,7 @@ claim_extension_ready(void)
 		"   CASE WHEN d.message_id IS NULL AND d.kind = 'smtp' THEN"
 		"     d.id || '.' || substr(md5((SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)"
 		"       || ':' || d.id || ':' || (extract(epoch FROM d.created_at) * 1000000)::bigint), 1, 20)"
-		"     || '@' || $3 ELSE d.message_id END,"
+		"     || '@' || $2 ELSE d.message_id END,"
 		"   d.attempts + 1, d.max_attempts, d.locale, d.template_version,"
 		/* preferences again, just before sending: an unsubscribe since enqueue counts */
 		"   %s.notify_decide(d.recipient, d.category, d.channel, d.metadata ->> 'tenant'),"
@@ -152,11 +153,11 @@ claim_extension_ready(void)
 		"       LIMIT $1"
 		"       FOR UPDATE OF o SKIP LOCKED) d";
 	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema, schema,
-								  "o.channel <> ALL ($4)", schema),
-						 4, claim_types, CURSOR_OPT_GENERIC_PLAN);
+								  "o.channel <> ALL ($3)", schema),
+						 3, claim_types, CURSOR_OPT_GENERIC_PLAN);
 	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema, schema,
-										  "o.channel = $4", schema),
-								 4, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
+										  "o.channel = $3", schema),
+								 3, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
 
 	/*
 	 * The record: one array per column (unnest), the rare side effects
@@ -299,15 +300,14 @@ claim_archive(int batch)
 List *
 claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *excluded)
 {
-	Datum		values[4];
+	Datum		values[3];
 	const char *domain = strrchr(notify_from_address, '@');
 	uint64		i;
 
 	values[0] = Int32GetDatum(max_jobs);
-	values[1] = Float8GetDatum((double) notify_lease_time);
-	values[2] = CStringGetTextDatum(domain != NULL ? domain + 1 : "localhost");
+	values[1] = CStringGetTextDatum(domain != NULL ? domain + 1 : "localhost");
 	if (channel != NULL)
-		values[3] = CStringGetTextDatum(channel);
+		values[2] = CStringGetTextDatum(channel);
 	else
 	{
 		Datum	   *names = palloc(sizeof(Datum) * (list_length(excluded) + 1));
@@ -316,7 +316,7 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 
 		foreach(lc, excluded)
 			names[n++] = CStringGetTextDatum((char *) lfirst(lc));
-		values[3] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 	}
 
 	if (SPI_execute_plan(channel != NULL ? claim_channel_plan : claim_plan,
