@@ -37,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "channels.h"
 #include "notify.h"
 #include "worker.h"
 
@@ -77,8 +78,8 @@ claim_extension_ready(void)
 	char	   *schema;
 	char	   *nspname;
 	char	   *q;
-	Oid			claim_types[3] = {INT4OID, TEXTOID, TEXTARRAYOID};
-	Oid			claim_channel_types[3] = {INT4OID, TEXTOID, TEXTOID};
+	Oid			claim_types[5] = {INT4OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			claim_channel_types[5] = {INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
 	const char *claim_sql;
 	Oid			record_types[15] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
@@ -108,20 +109,24 @@ claim_extension_ready(void)
 
 	/*
 	 * The claim.  %%s is the schema; the channel condition (the %%s in the
-	 * WHERE clause) differs between the general claim, which leaves out
-	 * rate-limited channels, and the claim for one such channel.  It writes
-	 * nothing: the inner SELECT walks notify_outbox_claim_idx in order,
-	 * passes over the rows any worker holds already (notify_in_flight: a
-	 * hash lookup in the worker, a probe of the shared set for the other
-	 * workers' rows, see inflight.c) and locks up to $1 due
-	 * rows, which claim_jobs enters in the in-flight registry before the
-	 * transaction commits; the row stays pending until its outcome is
-	 * recorded.  Each is joined to its channel for the kind.  Only SMTP
-	 * rows get a Message-ID of ours, made from the row (id, creation time)
-	 * and the cluster's system identifier, so that a retry and a duplicate
-	 * after a crash carry the same one without its being written first;
-	 * the record stores it.  The category's unsubscribe_header is one
-	 * primary-key probe per row.
+	 * WHERE clause) differs between the general claim, which takes the
+	 * channels in $3 (enabled, not rate-limited, with a connection in this
+	 * worker), and the claim for one rate-limited channel.  Which channels
+	 * those are, and their kinds, the worker knows from its copy of
+	 * notify_channels (channels.c, read again whenever a change commits), so
+	 * the claim does not join them: rows of a paused, unknown or deleted
+	 * channel are not taken.  It writes nothing: the inner SELECT walks
+	 * notify_outbox_claim_idx in order, passes over the rows any worker
+	 * holds already (notify_in_flight: a hash lookup in the worker, a probe
+	 * of the shared set for the other workers' rows, see inflight.c) and
+	 * locks up to $1 due rows, which claim_jobs enters in the in-flight
+	 * registry before the transaction commits; the row stays pending until
+	 * its outcome is recorded.  Only rows of SMTP channels ($4) get a
+	 * Message-ID of ours, made from the row (id, creation time) and the
+	 * cluster's system identifier, so that a retry and a duplicate after a
+	 * crash carry the same one without its being written first; the
+	 * record stores it.  Only rows of email channels ($5: smtp, http_email)
+	 * look up their category's unsubscribe_header (a primary-key probe).
 	 *
 	 * The claim runs with a generic plan (as a custom plan it was planned
 	 * again at every execution, its LIMIT being a parameter: about 6% of
@@ -129,22 +134,21 @@ claim_extension_ready(void)
 	 * functions of the outer target list run only for the rows claimed.
 	 */
 	claim_sql =
-		"SELECT d.id, d.channel, d.kind, d.recipient, d.template_key, d.payload,"
-		"   CASE WHEN d.message_id IS NULL AND d.kind = 'smtp' THEN"
+		"SELECT d.id, d.channel, d.recipient, d.template_key, d.payload,"
+		"   CASE WHEN d.message_id IS NULL AND d.channel = ANY ($4) THEN"
 		"     d.id || '.' || substr(md5((SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)"
 		"       || ':' || d.id || ':' || (extract(epoch FROM d.created_at) * 1000000)::bigint), 1, 20)"
 		"     || '@' || $2 ELSE d.message_id END,"
 		"   d.attempts + 1, d.max_attempts, d.locale, d.template_version,"
 		/* preferences again, just before sending: an unsubscribe since enqueue counts */
 		"   %s.notify_decide(d.recipient, d.category, d.channel, d.metadata ->> 'tenant'),"
-		"   CASE WHEN (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
-		"              WHERE cat.name = d.category)"
+		"   CASE WHEN d.channel = ANY ($5) AND (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
+		"                                    WHERE cat.name = d.category)"
 		"        THEN %s.notify_unsubscribe_url(d.recipient, d.category, d.metadata ->> 'tenant') END"
-		" FROM (SELECT o.id, o.channel, c.kind, o.recipient, o.template_key, o.payload, o.message_id,"
+		" FROM (SELECT o.id, o.channel, o.recipient, o.template_key, o.payload, o.message_id,"
 		"         o.created_at, o.attempts, o.max_attempts, o.locale, o.template_version, o.category,"
 		"         o.metadata"
 		"       FROM %s.notify_outbox o"
-		"       JOIN %s.notify_channels c ON c.name = o.channel AND c.enabled"
 		"       WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
 		"         AND (o.expires_at IS NULL OR o.expires_at > now())"
 		"         AND %s"
@@ -152,12 +156,12 @@ claim_extension_ready(void)
 		"       ORDER BY o.priority DESC, o.next_attempt_at, o.id"
 		"       LIMIT $1"
 		"       FOR UPDATE OF o SKIP LOCKED) d";
-	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema, schema,
-								  "o.channel <> ALL ($3)", schema),
-						 3, claim_types, CURSOR_OPT_GENERIC_PLAN);
-	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema, schema,
+	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema,
+								  "o.channel = ANY ($3)", schema),
+						 5, claim_types, CURSOR_OPT_GENERIC_PLAN);
+	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema,
 										  "o.channel = $3", schema),
-								 3, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
+								 5, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
 
 	/*
 	 * The record: one array per column (unnest), the rare side effects
@@ -294,30 +298,33 @@ claim_archive(int batch)
 /*
  * Claim up to max_jobs due rows, append them as jobs allocated in the
  * batch's memory context to jobs, and return it.  With channel NULL, rows
- * of any channel except those in excluded (rate-limited ones, claimed
- * separately); otherwise rows of that channel only.
+ * of the channels named in included; otherwise rows of that channel only.
+ * Kinds come from the worker's copy of notify_channels (channels.c).
  */
 List *
-claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *excluded)
+claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *included)
 {
-	Datum		values[3];
+	Datum		values[5];
 	const char *domain = strrchr(notify_from_address, '@');
+	List	   *smtp = NIL;
+	List	   *email = NIL;
+	ListCell   *lc;
 	uint64		i;
 
+	foreach(lc, channels_all())
+	{
+		NotifyChannel *ch = lfirst(lc);
+
+		if (strcmp(ch->kind, "smtp") == 0)
+			smtp = lappend(smtp, ch->name);
+		if (strcmp(ch->kind, "smtp") == 0 || strcmp(ch->kind, "http_email") == 0)
+			email = lappend(email, ch->name);
+	}
 	values[0] = Int32GetDatum(max_jobs);
 	values[1] = CStringGetTextDatum(domain != NULL ? domain + 1 : "localhost");
-	if (channel != NULL)
-		values[2] = CStringGetTextDatum(channel);
-	else
-	{
-		Datum	   *names = palloc(sizeof(Datum) * (list_length(excluded) + 1));
-		int			n = 0;
-		ListCell   *lc;
-
-		foreach(lc, excluded)
-			names[n++] = CStringGetTextDatum((char *) lfirst(lc));
-		values[2] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
-	}
+	values[2] = channel != NULL ? CStringGetTextDatum(channel) : text_array(included);
+	values[3] = text_array(smtp);
+	values[4] = text_array(email);
 
 	if (SPI_execute_plan(channel != NULL ? claim_channel_plan : claim_plan,
 						 values, NULL, false, 0) != SPI_OK_SELECT)
@@ -329,6 +336,7 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 		NotifyJob  *job = palloc0(sizeof(NotifyJob));
+		NotifyChannel *ch;
 		bool		isnull;
 		Datum		d;
 
@@ -336,18 +344,20 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		job->outbox_relid = outbox_relid;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		job->channel = text_column(tup, desc, 2);
-		job->kind = text_column(tup, desc, 3);
-		job->recipient = text_column(tup, desc, 4);
-		job->template_key = text_column(tup, desc, 5);
-		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
-		job->message_id = text_column(tup, desc, 7);
-		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-		job->locale = text_column(tup, desc, 10);
-		d = SPI_getbinval(tup, desc, 11, &isnull);
+		job->recipient = text_column(tup, desc, 3);
+		job->template_key = text_column(tup, desc, 4);
+		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
+		job->message_id = text_column(tup, desc, 6);
+		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		job->locale = text_column(tup, desc, 9);
+		d = SPI_getbinval(tup, desc, 10, &isnull);
 		job->template_version = isnull ? 0 : DatumGetInt32(d);
-		job->skip_reason = text_column(tup, desc, 12);
-		job->unsubscribe_url = text_column(tup, desc, 13);
+		job->skip_reason = text_column(tup, desc, 11);
+		job->unsubscribe_url = text_column(tup, desc, 12);
+		/* the claim took only channels in the worker's copy */
+		ch = channel_lookup(job->channel);
+		job->kind = ch != NULL ? pstrdup(ch->kind) : NULL;
 		if (job->skip_reason != NULL)
 			job->outcome = NOTIFY_OUTCOME_SKIPPED;
 		/* before the commit: from then on the row is ours */

@@ -80,6 +80,7 @@ PG_FUNCTION_INFO_V1(notify_worker_status);
 static MemoryContext worker_cxt = NULL;
 static List *finished = NIL;	/* jobs done, outcome not yet recorded */
 static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
+static int	claim_low_water = 0;	/* claim when no more jobs are in flight */
 static bool leases_due = false;	/* time to take back expired leases and rows */
 static TimestampTz first_finished_at = 0;
 static XLogRecPtr unflushed_lsn = InvalidXLogRecPtr;	/* end of the latest record commit */
@@ -294,22 +295,24 @@ notify_worker_main(Datum main_arg)
 			record_flush();
 
 		/*
-		 * Claim when there may be work and a quarter of the batch is free:
-		 * early enough that the queued jobs still cover the connections
-		 * while the claim runs (with half, a batch of twice the connections
-		 * had emptied its queue and left connections idle during the
-		 * claim); notify.claim_delay keeps the claims from getting tiny.
-		 * Results are not recorded the moment they arrive, even when nothing
-		 * else is in flight: once the oldest has waited RECORD_RIDE_MS they
-		 * go with the next claim's transaction, and only after
-		 * RECORD_DELAY_MS (or when RECORD_BATCH_MAX piled up) do they get a
-		 * transaction of their own.  At low rates the producers' COMMITs
-		 * wake us for claims often enough that records almost never need
-		 * their own transaction, and one record statement covers the
-		 * messages of RECORD_RIDE_MS.  sent_at is when the server accepted,
-		 * so the wait changes no measured latency.
+		 * Claim when there may be work and the jobs in flight are down to
+		 * claim_low_water: twice this worker's connections (see
+		 * claim_due), so that every connection still has a request out
+		 * while the claim runs and the claim is as large as the batch
+		 * allows (each claim passes over every row in flight, and costs
+		 * the same however few it takes).  notify.claim_delay keeps the
+		 * claims from getting tiny.  Results are not recorded the moment
+		 * they arrive, even when nothing else is in flight: once the
+		 * oldest has waited RECORD_RIDE_MS they go with the next claim's
+		 * transaction, and only after RECORD_DELAY_MS (or when
+		 * RECORD_BATCH_MAX piled up) do they get a transaction of their
+		 * own.  At low rates the producers' COMMITs wake us for claims
+		 * often enough that records almost never need their own
+		 * transaction, and one record statement covers the messages of
+		 * RECORD_RIDE_MS.  sent_at is when the server accepted, so the
+		 * wait changes no measured latency.
 		 */
-		claim = work_hint && transfer_in_flight() <= notify_batch_size * 3 / 4;
+		claim = work_hint && transfer_in_flight() <= claim_low_water;
 
 		/*
 		 * A stream of small commits would wake us for a claim each: after a
@@ -519,50 +522,44 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 
 /*
  * Claim due rows: first, for each rate-limited channel, as many as it has
- * tokens; then the rest from every other channel.  Rows held back by a
- * limit stay pending and are not attempts.  Fills each job's channel and
- * content.
+ * tokens; then the rest from every other enabled channel.  Rows held back
+ * by a limit stay pending and are not attempts.  Fills each job's channel
+ * and content.
  */
 static List *
 claim_due(NotifyBatch *batch)
 {
 	int			room = Min(notify_batch_size - transfer_in_flight(), inflight_room());
 	List	   *jobs = NIL;
-	List	   *limited;
-	List	   *excluded = NIL;
+	List	   *included = NIL;
+	int			connections = 0;
 	ListCell   *lc;
 	MemoryContext old;
 
 	/* The job list outlives this transaction's (and SPI's) memory. */
 	old = MemoryContextSwitchTo(batch->cxt);
-	limited = channels_rate_limited();
 	next_token_at = 0;
 
 	/*
 	 * With several workers, a channel whose connection limit is below
 	 * notify.workers has no connection in some of them: those leave its
-	 * rows to the others.
+	 * rows to the others.  Paused and dropped channels are not enabled.
 	 */
-	if (notify_workers > 1)
-	{
-		foreach(lc, channels_all())
-		{
-			NotifyChannel *ch = lfirst(lc);
-
-			if (channel_connection_limit(ch) == 0)
-				excluded = lappend(excluded, ch->name);
-		}
-	}
-	foreach(lc, limited)
+	foreach(lc, channels_all())
 	{
 		NotifyChannel *ch = lfirst(lc);
 		TimestampTz next = 0;
 		int			tokens;
 		int			n;
 
-		if (list_member_ptr(excluded, ch->name))
-			continue;			/* no connection here */
-		excluded = lappend(excluded, ch->name);
+		if (!ch->enabled || channel_connection_limit(ch) == 0)
+			continue;
+		connections += channel_connection_limit(ch);
+		if (ch->rate_limit <= 0)
+		{
+			included = lappend(included, ch->name);
+			continue;
+		}
 		if (room <= 0)
 			continue;
 		tokens = channel_take_tokens(ch, room, &next);
@@ -578,8 +575,10 @@ claim_due(NotifyBatch *batch)
 		channel_return_tokens(ch, tokens - n);
 		room -= n;
 	}
-	if (room > 0)
-		jobs = claim_jobs(jobs, room, batch, NULL, excluded);
+	if (room > 0 && included != NIL)
+		jobs = claim_jobs(jobs, room, batch, NULL, included);
+	/* at most three quarters of the batch: claims of a quarter at least */
+	claim_low_water = Min(2 * connections, notify_batch_size * 3 / 4);
 
 	MemoryContextSwitchTo(batch->cxt);
 	foreach(lc, jobs)
@@ -587,25 +586,11 @@ claim_due(NotifyBatch *batch)
 		NotifyJob  *job = lfirst(lc);
 
 		job->ch = channel_lookup(job->channel);
-
-		/*
-		 * The claim joined the row to its channel with a newer snapshot
-		 * than the channels were loaded with (a channel created just
-		 * after the reload at the top of this transaction): load again
-		 * rather than fail the message for a channel that exists.
-		 */
-		if (job->ch == NULL)
-		{
-			MemoryContext cur = MemoryContextSwitchTo(old);
-
-			channels_reload(true);
-			MemoryContextSwitchTo(cur);
-			job->ch = channel_lookup(job->channel);
-		}
+		/* claimed from the channels named, all in the worker's copy */
+		Assert(job->ch != NULL);
 		fill_content(job);
 	}
-	list_free(limited);
-	list_free(excluded);
+	list_free(included);
 	MemoryContextSwitchTo(old);
 	return jobs;
 }
