@@ -80,7 +80,8 @@ PG_FUNCTION_INFO_V1(notify_worker_status);
 static MemoryContext worker_cxt = NULL;
 static List *finished = NIL;	/* jobs done, outcome not yet recorded */
 static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
-static int	claim_low_water = 0;	/* claim when no more jobs are in flight */
+static int	claim_low_water = 0;	/* claim when no more jobs are in flight;
+										 * set by claim_due */
 static bool leases_due = false;	/* time to take back expired leases and rows */
 static TimestampTz first_finished_at = 0;
 static XLogRecPtr unflushed_lsn = InvalidXLogRecPtr;	/* end of the latest record commit */
@@ -296,21 +297,24 @@ notify_worker_main(Datum main_arg)
 
 		/*
 		 * Claim when there may be work and the jobs in flight are down to
-		 * claim_low_water: twice this worker's connections (see
-		 * claim_due), so that every connection still has a request out
-		 * while the claim runs and the claim is as large as the batch
-		 * allows (each claim passes over every row in flight, and costs
-		 * the same however few it takes).  notify.claim_delay keeps the
-		 * claims from getting tiny.  Results are not recorded the moment
-		 * they arrive, even when nothing else is in flight: once the
-		 * oldest has waited RECORD_RIDE_MS they go with the next claim's
-		 * transaction, and only after RECORD_DELAY_MS (or when
-		 * RECORD_BATCH_MAX piled up) do they get a transaction of their
-		 * own.  At low rates the producers' COMMITs wake us for claims
-		 * often enough that records almost never need their own
-		 * transaction, and one record statement covers the messages of
-		 * RECORD_RIDE_MS.  sent_at is when the server accepted, so the
-		 * wait changes no measured latency.
+		 * claim_low_water (see claim_due): half the batch, or twice this
+		 * worker's connections when that is more, so that every connection
+		 * still has a request out while the claim runs.  Each claim passes
+		 * over every row in flight and costs about the same however few it
+		 * takes, so claims of half a batch cost less per row than claims of
+		 * a quarter; larger ones would leave one worker holding most of the
+		 * rows when a backlog runs out, while the others idle.
+		 * notify.claim_delay keeps the claims from getting tiny.
+		 *
+		 * Results are not recorded the moment they arrive, even when
+		 * nothing else is in flight: once the oldest has waited
+		 * RECORD_RIDE_MS they go with the next claim's transaction, and
+		 * only after RECORD_DELAY_MS (or when RECORD_BATCH_MAX piled up) do
+		 * they get a transaction of their own.  At low rates the
+		 * producers' COMMITs wake us for claims often enough that records
+		 * almost never need their own transaction, and one record
+		 * statement covers the messages of RECORD_RIDE_MS.  sent_at is when
+		 * the server accepted, so the wait changes no measured latency.
 		 */
 		claim = work_hint && transfer_in_flight() <= claim_low_water;
 
@@ -577,8 +581,8 @@ claim_due(NotifyBatch *batch)
 	}
 	if (room > 0 && included != NIL)
 		jobs = claim_jobs(jobs, room, batch, NULL, included);
-	/* at most three quarters of the batch: claims of a quarter at least */
-	claim_low_water = Min(2 * connections, notify_batch_size * 3 / 4);
+	/* claims of a quarter of the batch at least */
+	claim_low_water = Max(notify_batch_size / 2, Min(2 * connections, notify_batch_size * 3 / 4));
 
 	MemoryContextSwitchTo(batch->cxt);
 	foreach(lc, jobs)
