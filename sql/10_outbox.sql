@@ -171,6 +171,9 @@ COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (te
 -- matches.  So all but the primary key are partial, and an unfinished row is
 -- in exactly one of the claim and lease indexes, which carry the channel so
 -- that notify_backlog is an index-only scan of the two (no index of its own).
+-- The claim index leads with the channel: the worker claims channel by
+-- channel, so the rows of a paused or rate-limited channel, however many,
+-- are never read by the claims of the others.
 -- Unique where set: rows without a key have no entry (a UNIQUE constraint
 -- would index their NULLs too, and take a new entry at each of their
 -- updates).  notify_enqueue (src/direct_insert.c) finds it as ON CONFLICT
@@ -178,9 +181,9 @@ COMMENT ON COLUMN notify_outbox.metadata IS 'Caller''s free-form JSON object (te
 CREATE UNIQUE INDEX notify_outbox_dedup_key_key ON notify_outbox (dedup_key)
 	WHERE dedup_key IS NOT NULL;
 COMMENT ON INDEX notify_outbox_dedup_key_key IS 'Idempotency: one row per dedup_key (rows without one are not in it).';
-CREATE INDEX notify_outbox_claim_idx ON notify_outbox (priority DESC, next_attempt_at, id)
-	INCLUDE (channel) WHERE status = 'pending';
-COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: due pending rows by priority, due time, id; with the channel for notify_backlog.';
+CREATE INDEX notify_outbox_claim_idx ON notify_outbox (channel, priority DESC, next_attempt_at, id)
+	WHERE status = 'pending';
+COMMENT ON INDEX notify_outbox_claim_idx IS 'Serves the worker''s claim: a channel''s due pending rows by priority, due time, id; and notify_backlog.';
 CREATE INDEX notify_outbox_lease_idx ON notify_outbox (locked_until)
 	INCLUDE (channel) WHERE status = 'sending';
 COMMENT ON INDEX notify_outbox_lease_idx IS 'Finds sending rows whose lease expired; with the channel for notify_backlog.';

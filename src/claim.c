@@ -46,7 +46,6 @@ static Oid	outbox_relid = InvalidOid;	/* notify_outbox of that installation */
 static Oid	ext_namespace = InvalidOid;
 static char *ext_schema = NULL;	/* quoted, in TopMemoryContext */
 static SPIPlanPtr claim_plan = NULL;
-static SPIPlanPtr claim_channel_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr suppress_plan = NULL;
 static SPIPlanPtr skipped_plan = NULL;
@@ -78,9 +77,7 @@ claim_extension_ready(void)
 	char	   *schema;
 	char	   *nspname;
 	char	   *q;
-	Oid			claim_types[5] = {INT4OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Oid			claim_channel_types[5] = {INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
-	const char *claim_sql;
+	Oid			claim_types[5] = {INT4OID, TEXTOID, TEXTOID, BOOLOID, BOOLOID};
 	Oid			record_types[15] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
 	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTARRAYOID};
@@ -108,60 +105,55 @@ claim_extension_ready(void)
 	schema = (char *) quote_identifier(nspname);
 
 	/*
-	 * The claim.  %%s is the schema; the channel condition (the %%s in the
-	 * WHERE clause) differs between the general claim, which takes the
-	 * channels in $3 (enabled, not rate-limited, with a connection in this
-	 * worker), and the claim for one rate-limited channel.  Which channels
-	 * those are, and their kinds, the worker knows from its copy of
-	 * notify_channels (channels.c, read again whenever a change commits), so
-	 * the claim does not join them: rows of a paused, unknown or deleted
-	 * channel are not taken.  It writes nothing: the inner SELECT walks
-	 * notify_outbox_claim_idx in order, passes over the rows any worker
-	 * holds already (notify_in_flight: a hash lookup in the worker, a probe
-	 * of the shared set for the other workers' rows, see inflight.c) and
-	 * locks up to $1 due rows, which claim_jobs enters in the in-flight
-	 * registry before the transaction commits; the row stays pending until
-	 * its outcome is recorded.  Only rows of SMTP channels ($4) get a
+	 * The claim, of one channel ($3; claim_due in worker.c goes through
+	 * the channels in turn).  %%s is the schema.  It writes nothing: the
+	 * inner SELECT walks the channel's part of notify_outbox_claim_idx
+	 * (channel, priority DESC, next_attempt_at, id) in order, passes over
+	 * the rows any worker holds already (notify_in_flight: a hash lookup in
+	 * the worker, a probe of the shared set for the other workers' rows,
+	 * see inflight.c) and locks up to $1 due rows, which claim_jobs enters
+	 * in the in-flight registry before the transaction commits; the row
+	 * stays pending until its outcome is recorded.  The rows of other
+	 * channels, paused or rate-limited ones with large backlogs included,
+	 * are not read.  Which channels to claim and their kinds the worker
+	 * knows from its copy of notify_channels (channels.c, read again
+	 * whenever a change commits).  Only rows of an SMTP channel ($4) get a
 	 * Message-ID of ours, made from the row (id, creation time) and the
 	 * cluster's system identifier, so that a retry and a duplicate after a
 	 * crash carry the same one without its being written first; the
-	 * record stores it.  Only rows of email channels ($5: smtp, http_email)
-	 * look up their category's unsubscribe_header (a primary-key probe).
+	 * record stores it.  Only rows of an email channel ($5: smtp,
+	 * http_email) look up their category's unsubscribe_header (a
+	 * primary-key probe).
 	 *
 	 * The claim runs with a generic plan (as a custom plan it was planned
 	 * again at every execution, its LIMIT being a parameter: about 6% of
 	 * the worker's CPU).  The row locks are taken in the subquery, so the
 	 * functions of the outer target list run only for the rows claimed.
 	 */
-	claim_sql =
-		"SELECT d.id, d.channel, d.recipient, d.template_key, d.payload,"
-		"   CASE WHEN d.message_id IS NULL AND d.channel = ANY ($4) THEN"
-		"     d.id || '.' || substr(md5((SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)"
-		"       || ':' || d.id || ':' || (extract(epoch FROM d.created_at) * 1000000)::bigint), 1, 20)"
-		"     || '@' || $2 ELSE d.message_id END,"
-		"   d.attempts + 1, d.max_attempts, d.locale, d.template_version,"
-		/* preferences again, just before sending: an unsubscribe since enqueue counts */
-		"   %s.notify_decide(d.recipient, d.category, d.channel, d.metadata ->> 'tenant'),"
-		"   CASE WHEN d.channel = ANY ($5) AND (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
-		"                                    WHERE cat.name = d.category)"
-		"        THEN %s.notify_unsubscribe_url(d.recipient, d.category, d.metadata ->> 'tenant') END"
-		" FROM (SELECT o.id, o.channel, o.recipient, o.template_key, o.payload, o.message_id,"
-		"         o.created_at, o.attempts, o.max_attempts, o.locale, o.template_version, o.category,"
-		"         o.metadata"
-		"       FROM %s.notify_outbox o"
-		"       WHERE o.status = 'pending' AND o.next_attempt_at <= now()"
-		"         AND (o.expires_at IS NULL OR o.expires_at > now())"
-		"         AND %s"
-		"         AND NOT %s.notify_in_flight(o.id)"
-		"       ORDER BY o.priority DESC, o.next_attempt_at, o.id"
-		"       LIMIT $1"
-		"       FOR UPDATE OF o SKIP LOCKED) d";
-	claim_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema,
-								  "o.channel = ANY ($3)", schema),
+	claim_plan = prepare(psprintf(
+								  "SELECT d.id, d.recipient, d.template_key, d.payload,"
+								  "   CASE WHEN d.message_id IS NULL AND $4 THEN"
+								  "     d.id || '.' || substr(md5((SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)"
+								  "       || ':' || d.id || ':' || (extract(epoch FROM d.created_at) * 1000000)::bigint), 1, 20)"
+								  "     || '@' || $2 ELSE d.message_id END,"
+								  "   d.attempts + 1, d.max_attempts, d.locale, d.template_version,"
+	/* preferences again, just before sending: an unsubscribe since enqueue counts */
+								  "   %s.notify_decide(d.recipient, d.category, $3, d.metadata ->> 'tenant'),"
+								  "   CASE WHEN $5 AND (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
+								  "                     WHERE cat.name = d.category)"
+								  "        THEN %s.notify_unsubscribe_url(d.recipient, d.category, d.metadata ->> 'tenant') END"
+								  " FROM (SELECT o.id, o.recipient, o.template_key, o.payload, o.message_id,"
+								  "         o.created_at, o.attempts, o.max_attempts, o.locale, o.template_version,"
+								  "         o.category, o.metadata"
+								  "       FROM %s.notify_outbox o"
+								  "       WHERE o.channel = $3 AND o.status = 'pending' AND o.next_attempt_at <= now()"
+								  "         AND (o.expires_at IS NULL OR o.expires_at > now())"
+								  "         AND NOT %s.notify_in_flight(o.id)"
+								  "       ORDER BY o.priority DESC, o.next_attempt_at, o.id"
+								  "       LIMIT $1"
+								  "       FOR UPDATE OF o SKIP LOCKED) d",
+								  schema, schema, schema, schema, schema),
 						 5, claim_types, CURSOR_OPT_GENERIC_PLAN);
-	claim_channel_plan = prepare(psprintf(claim_sql, schema, schema, schema, schema,
-										  "o.channel = $3", schema),
-								 5, claim_channel_types, CURSOR_OPT_GENERIC_PLAN);
 
 	/*
 	 * The record: one array per column (unnest), the rare side effects
@@ -296,38 +288,24 @@ claim_archive(int batch)
 }
 
 /*
- * Claim up to max_jobs due rows, append them as jobs allocated in the
- * batch's memory context to jobs, and return it.  With channel NULL, rows
- * of the channels named in included; otherwise rows of that channel only.
- * Kinds come from the worker's copy of notify_channels (channels.c).
+ * Claim up to max_jobs due rows of channel ch, append them as jobs
+ * allocated in the batch's memory context to jobs, and return it.
  */
 List *
-claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, List *included)
+claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, NotifyChannel *ch)
 {
 	Datum		values[5];
 	const char *domain = strrchr(notify_from_address, '@');
-	List	   *smtp = NIL;
-	List	   *email = NIL;
-	ListCell   *lc;
+	bool		smtp = strcmp(ch->kind, "smtp") == 0;
 	uint64		i;
 
-	foreach(lc, channels_all())
-	{
-		NotifyChannel *ch = lfirst(lc);
-
-		if (strcmp(ch->kind, "smtp") == 0)
-			smtp = lappend(smtp, ch->name);
-		if (strcmp(ch->kind, "smtp") == 0 || strcmp(ch->kind, "http_email") == 0)
-			email = lappend(email, ch->name);
-	}
 	values[0] = Int32GetDatum(max_jobs);
 	values[1] = CStringGetTextDatum(domain != NULL ? domain + 1 : "localhost");
-	values[2] = channel != NULL ? CStringGetTextDatum(channel) : text_array(included);
-	values[3] = text_array(smtp);
-	values[4] = text_array(email);
+	values[2] = CStringGetTextDatum(ch->name);
+	values[3] = BoolGetDatum(smtp);
+	values[4] = BoolGetDatum(smtp || strcmp(ch->kind, "http_email") == 0);
 
-	if (SPI_execute_plan(channel != NULL ? claim_channel_plan : claim_plan,
-						 values, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not claim outbox rows");
 
 	for (i = 0; i < SPI_processed; i++)
@@ -336,28 +314,26 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, const char *channel, Li
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 		NotifyJob  *job = palloc0(sizeof(NotifyJob));
-		NotifyChannel *ch;
 		bool		isnull;
 		Datum		d;
 
 		job->batch = batch;
 		job->outbox_relid = outbox_relid;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		job->channel = text_column(tup, desc, 2);
-		job->recipient = text_column(tup, desc, 3);
-		job->template_key = text_column(tup, desc, 4);
-		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
-		job->message_id = text_column(tup, desc, 6);
-		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-		job->locale = text_column(tup, desc, 9);
-		d = SPI_getbinval(tup, desc, 10, &isnull);
+		job->ch = ch;
+		job->channel = pstrdup(ch->name);
+		job->kind = pstrdup(ch->kind);
+		job->recipient = text_column(tup, desc, 2);
+		job->template_key = text_column(tup, desc, 3);
+		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
+		job->message_id = text_column(tup, desc, 5);
+		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		job->locale = text_column(tup, desc, 8);
+		d = SPI_getbinval(tup, desc, 9, &isnull);
 		job->template_version = isnull ? 0 : DatumGetInt32(d);
-		job->skip_reason = text_column(tup, desc, 11);
-		job->unsubscribe_url = text_column(tup, desc, 12);
-		/* the claim took only channels in the worker's copy */
-		ch = channel_lookup(job->channel);
-		job->kind = ch != NULL ? pstrdup(ch->kind) : NULL;
+		job->skip_reason = text_column(tup, desc, 10);
+		job->unsubscribe_url = text_column(tup, desc, 11);
 		if (job->skip_reason != NULL)
 			job->outcome = NOTIFY_OUTCOME_SKIPPED;
 		/* before the commit: from then on the row is ours */
@@ -545,7 +521,7 @@ claim_replan(void)
 static void
 forget_plans(void)
 {
-	SPIPlanPtr *plans[] = {&claim_plan, &claim_channel_plan, &record_plan, &suppress_plan,
+	SPIPlanPtr *plans[] = {&claim_plan, &record_plan, &suppress_plan,
 	&skipped_plan, &release_expired_plan, &release_all_plan, &archive_plan};
 	size_t		i;
 

@@ -195,6 +195,15 @@ notify_worker_main(Datum main_arg)
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * No JIT: the worker's statements are short, but their generic plans
+	 * are costed for the whole backlog (a claim's LIMIT is a parameter).
+	 * With 200,000 rows pending the claim's estimate passed jit_above_cost
+	 * and every execution compiled its expressions with LLVM first: tens
+	 * of milliseconds per claim, most of the worker's CPU.
+	 */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "notify worker",
 									   ALLOCSET_DEFAULT_SIZES);
 
@@ -525,17 +534,22 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 }
 
 /*
- * Claim due rows: first, for each rate-limited channel, as many as it has
- * tokens; then the rest from every other enabled channel.  Rows held back
- * by a limit stay pending and are not attempts.  Fills each job's channel
- * and content.
+ * Claim due rows, channel by channel: each enabled channel with a
+ * connection in this worker, a rate-limited one up to the tokens its
+ * bucket has.  Rows held back by a limit stay pending and are not
+ * attempts.  The channel that goes first changes at every claim, so that
+ * a channel with a large backlog cannot keep the others waiting for more
+ * than one claim.  Fills each job's channel and content; sets
+ * claim_low_water.
  */
 static List *
 claim_due(NotifyBatch *batch)
 {
+	static int	first = 0;
 	int			room = Min(notify_batch_size - transfer_in_flight(), inflight_room());
 	List	   *jobs = NIL;
-	List	   *included = NIL;
+	List	   *all = channels_all();
+	int			n = list_length(all);
 	int			connections = 0;
 	ListCell   *lc;
 	MemoryContext old;
@@ -549,52 +563,44 @@ claim_due(NotifyBatch *batch)
 	 * notify.workers has no connection in some of them: those leave its
 	 * rows to the others.  Paused and dropped channels are not enabled.
 	 */
-	foreach(lc, channels_all())
+	first = n > 0 ? (first + 1) % n : 0;
+	for (int i = 0; i < n; i++)
 	{
-		NotifyChannel *ch = lfirst(lc);
-		TimestampTz next = 0;
-		int			tokens;
-		int			n;
+		NotifyChannel *ch = list_nth(all, (first + i) % n);
+		int			want = room;
+		int			got;
 
 		if (!ch->enabled || channel_connection_limit(ch) == 0)
 			continue;
 		connections += channel_connection_limit(ch);
-		if (ch->rate_limit <= 0)
-		{
-			included = lappend(included, ch->name);
-			continue;
-		}
 		if (room <= 0)
 			continue;
-		tokens = channel_take_tokens(ch, room, &next);
-		if (tokens == 0)
+		if (ch->rate_limit > 0)
 		{
-			if (next_token_at == 0 || next < next_token_at)
-				next_token_at = next;
-			continue;
+			TimestampTz next = 0;
+
+			want = channel_take_tokens(ch, room, &next);
+			if (want == 0)
+			{
+				if (next_token_at == 0 || next < next_token_at)
+					next_token_at = next;
+				continue;
+			}
 		}
-		n = list_length(jobs);
-		jobs = claim_jobs(jobs, tokens, batch, ch->name, NIL);
-		n = list_length(jobs) - n;
-		channel_return_tokens(ch, tokens - n);
-		room -= n;
+		got = list_length(jobs);
+		jobs = claim_jobs(jobs, want, batch, ch);
+		got = list_length(jobs) - got;
+		if (ch->rate_limit > 0)
+			channel_return_tokens(ch, want - got);
+		room -= got;
 	}
-	if (room > 0 && included != NIL)
-		jobs = claim_jobs(jobs, room, batch, NULL, included);
 	/* claims of a quarter of the batch at least */
 	claim_low_water = Max(notify_batch_size / 2, Min(2 * connections, notify_batch_size * 3 / 4));
 
+	/* SPI left us in its procedure context: the content goes with the job */
 	MemoryContextSwitchTo(batch->cxt);
 	foreach(lc, jobs)
-	{
-		NotifyJob  *job = lfirst(lc);
-
-		job->ch = channel_lookup(job->channel);
-		/* claimed from the channels named, all in the worker's copy */
-		Assert(job->ch != NULL);
-		fill_content(job);
-	}
-	list_free(included);
+		fill_content(lfirst(lc));
 	MemoryContextSwitchTo(old);
 	return jobs;
 }

@@ -113,6 +113,35 @@ is(scalar(requests_to('/webhook/paused')), 0, 'nothing sent while paused');
 psql(q{SELECT notify_channel_resume('hooks')});
 ok(defined wait_status($id, 'sent', 5), 'resumed: delivered');
 
+# ---- a paused backlog is not read by the other channels' claims ----
+# The claim index leads with the channel and the worker claims channel by
+# channel: 5,000 pending rows of a paused channel must not be walked by
+# every claim of another one (with the index ordered by priority first,
+# each claim read all 5,000).  Counted with the index's tuples-read
+# statistic, which the worker flushes at most once a second.
+sub claim_idx_reads
+{
+	sleep 1.5;
+	return psql(q{SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'notify_outbox_claim_idx'});
+}
+psql(qq{SELECT notify_channel_put('parked', 'webhook', '{"allow_private_destinations": true}', '$secret')});
+psql(q{SELECT notify_channel_pause('parked')});
+psql(qq{SELECT count(notify_enqueue('order.shipped', '${url}/webhook/parked', '{}', channel => 'parked')) FROM generate_series(1, 5000)});
+my $reads0 = claim_idx_reads();
+my @trickle;
+for my $i (1 .. 10)
+{
+	push @trickle, psql(qq{SELECT notify_enqueue('order.shipped', '${url}/webhook/trickle', '{}', channel => 'hooks')});
+	sleep 0.05;
+}
+ok(defined wait_status($trickle[-1], 'sent'), 'beside a paused backlog of 5,000: another channel delivers');
+is(psql("SELECT count(*) FROM notify_outbox WHERE id IN (" . join(',', @trickle) . ") AND status = 'sent'"), '10', '... all 10 of its messages');
+my $reads = claim_idx_reads() - $reads0;
+cmp_ok($reads, '<', 1000, "... and its claims read $reads entries of notify_outbox_claim_idx, not the paused channel's 5,000 each");
+is(psql(q{SELECT count(*) FROM notify_outbox WHERE channel = 'parked' AND status = 'pending'}), '5000', 'the paused backlog stays pending');
+is(scalar(requests_to('/webhook/parked')), 0, '... and unsent');
+psql(q{DELETE FROM notify_outbox WHERE channel = 'parked'});
+
 # ---- rate limit: 5 messages/s ----
 psql(q{SELECT notify_channel_put('limited', 'webhook', '{"allow_private_destinations": true, "rate_limit": 5}')});
 psql(qq{SELECT count(notify_enqueue('order.shipped', '${url}/webhook/limited', jsonb_build_object('n', i), channel => 'limited')) FROM generate_series(1, 30) i});
