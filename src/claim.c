@@ -77,7 +77,7 @@ claim_extension_ready(void)
 	char	   *schema;
 	char	   *nspname;
 	char	   *q;
-	Oid			claim_types[5] = {INT4OID, TEXTOID, TEXTOID, BOOLOID, BOOLOID};
+	Oid			claim_types[6] = {INT4OID, TEXTOID, TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, INT4ARRAYOID};
 	Oid			record_types[15] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
 	INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTARRAYOID};
@@ -105,55 +105,66 @@ claim_extension_ready(void)
 	schema = (char *) quote_identifier(nspname);
 
 	/*
-	 * The claim, of one channel ($3; claim_due in worker.c goes through
-	 * the channels in turn).  %%s is the schema.  It writes nothing: the
-	 * inner SELECT walks the channel's part of notify_outbox_claim_idx
-	 * (channel, priority DESC, next_attempt_at, id) in order, passes over
-	 * the rows any worker holds already (notify_in_flight: a hash lookup in
-	 * the worker, a probe of the shared set for the other workers' rows,
-	 * see inflight.c) and locks up to $1 due rows, which claim_jobs enters
-	 * in the in-flight registry before the transaction commits; the row
-	 * stays pending until its outcome is recorded.  The rows of other
-	 * channels, paused or rate-limited ones with large backlogs included,
-	 * are not read.  Which channels to claim and their kinds the worker
-	 * knows from its copy of notify_channels (channels.c, read again
-	 * whenever a change commits).  Only rows of an SMTP channel ($4) get a
-	 * Message-ID of ours, made from the row (id, creation time) and the
-	 * cluster's system identifier, so that a retry and a duplicate after a
-	 * crash carry the same one without its being written first; the
-	 * record stores it.  Only rows of an email channel ($5: smtp,
-	 * http_email) look up their category's unsubscribe_header (a
-	 * primary-key probe).
+	 * The claim.  %%s is the schema.  $3 names the channels to take, in
+	 * the order to take them (claim_due in worker.c starts at another one
+	 * each time), with, per channel, whether it is SMTP ($4), whether it
+	 * is email ($5: smtp, http_email) and how many rows it may give ($6:
+	 * the room in the batch, or a rate-limited channel's tokens); $1 is
+	 * the room in all.  Which channels those are and their kinds the
+	 * worker knows from its copy of notify_channels (channels.c, read
+	 * again whenever a change commits).
+	 *
+	 * It writes nothing.  For each channel in turn (a nested loop over
+	 * the array: one statement, one executor start), the LATERAL subquery
+	 * walks that channel's range of notify_outbox_claim_idx (channel,
+	 * priority DESC, next_attempt_at, id) in order, passes over the rows
+	 * any worker holds already (notify_in_flight: a hash lookup in the
+	 * worker, a probe of the shared set for the other workers' rows, see
+	 * inflight.c) and locks due rows as the outer LIMIT pulls them, so no
+	 * row is locked that is not claimed.  claim_jobs enters them in the
+	 * in-flight registry before the transaction commits; a row stays
+	 * pending until its outcome is recorded.  The rows of channels not
+	 * named (paused, dropped, unknown), however many, are never read.
+	 *
+	 * Only rows of an SMTP channel get a Message-ID of ours, made from the
+	 * row (id, creation time) and the cluster's system identifier, so that
+	 * a retry and a duplicate after a crash carry the same one without its
+	 * being written first; the record stores it.  Only rows of an email
+	 * channel look up their category's unsubscribe_header (a primary-key
+	 * probe).  The functions of the outer target list run only for the
+	 * rows claimed.
 	 *
 	 * The claim runs with a generic plan (as a custom plan it was planned
 	 * again at every execution, its LIMIT being a parameter: about 6% of
-	 * the worker's CPU).  The row locks are taken in the subquery, so the
-	 * functions of the outer target list run only for the rows claimed.
+	 * the worker's CPU).
 	 */
 	claim_plan = prepare(psprintf(
-								  "SELECT d.id, d.recipient, d.template_key, d.payload,"
-								  "   CASE WHEN d.message_id IS NULL AND $4 THEN"
+								  "SELECT d.id, d.ord, d.recipient, d.template_key, d.payload,"
+								  "   CASE WHEN d.message_id IS NULL AND d.smtp THEN"
 								  "     d.id || '.' || substr(md5((SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)"
 								  "       || ':' || d.id || ':' || (extract(epoch FROM d.created_at) * 1000000)::bigint), 1, 20)"
 								  "     || '@' || $2 ELSE d.message_id END,"
 								  "   d.attempts + 1, d.max_attempts, d.locale, d.template_version,"
 	/* preferences again, just before sending: an unsubscribe since enqueue counts */
-								  "   %s.notify_decide(d.recipient, d.category, $3, d.metadata ->> 'tenant'),"
-								  "   CASE WHEN $5 AND (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
-								  "                     WHERE cat.name = d.category)"
+								  "   %s.notify_decide(d.recipient, d.category, d.channel, d.metadata ->> 'tenant'),"
+								  "   CASE WHEN d.email AND (SELECT cat.unsubscribe_header FROM %s.notify_categories cat"
+								  "                          WHERE cat.name = d.category)"
 								  "        THEN %s.notify_unsubscribe_url(d.recipient, d.category, d.metadata ->> 'tenant') END"
-								  " FROM (SELECT o.id, o.recipient, o.template_key, o.payload, o.message_id,"
-								  "         o.created_at, o.attempts, o.max_attempts, o.locale, o.template_version,"
-								  "         o.category, o.metadata"
-								  "       FROM %s.notify_outbox o"
-								  "       WHERE o.channel = $3 AND o.status = 'pending' AND o.next_attempt_at <= now()"
-								  "         AND (o.expires_at IS NULL OR o.expires_at > now())"
-								  "         AND NOT %s.notify_in_flight(o.id)"
-								  "       ORDER BY o.priority DESC, o.next_attempt_at, o.id"
-								  "       LIMIT $1"
-								  "       FOR UPDATE OF o SKIP LOCKED) d",
+								  " FROM unnest($3, $4, $5, $6) WITH ORDINALITY AS ch(name, smtp, email, lim, ord)"
+								  " CROSS JOIN LATERAL"
+								  "     (SELECT o.id, o.channel, o.recipient, o.template_key, o.payload, o.message_id,"
+								  "             o.created_at, o.attempts, o.max_attempts, o.locale, o.template_version,"
+								  "             o.category, o.metadata, ch.ord, ch.smtp, ch.email"
+								  "      FROM %s.notify_outbox o"
+								  "      WHERE o.channel = ch.name AND o.status = 'pending' AND o.next_attempt_at <= now()"
+								  "        AND (o.expires_at IS NULL OR o.expires_at > now())"
+								  "        AND NOT %s.notify_in_flight(o.id)"
+								  "      ORDER BY o.priority DESC, o.next_attempt_at, o.id"
+								  "      LIMIT ch.lim"
+								  "      FOR UPDATE OF o SKIP LOCKED) d"
+								  " LIMIT $1",
 								  schema, schema, schema, schema, schema),
-						 5, claim_types, CURSOR_OPT_GENERIC_PLAN);
+						 6, claim_types, CURSOR_OPT_GENERIC_PLAN);
 
 	/*
 	 * The record: one array per column (unnest), the rare side effects
@@ -288,22 +299,38 @@ claim_archive(int batch)
 }
 
 /*
- * Claim up to max_jobs due rows of channel ch, append them as jobs
- * allocated in the batch's memory context to jobs, and return it.
+ * Claim up to max_jobs due rows from the n channels chs, taking at most
+ * limits[i] from chs[i], the channels in that order; append them as jobs
+ * allocated in the batch's memory context to jobs, count them per channel
+ * in taken[], and return the list.
  */
 List *
-claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, NotifyChannel *ch)
+claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch,
+		   NotifyChannel **chs, const int *limits, int n, int *taken)
 {
-	Datum		values[5];
+	Datum		values[6];
+	Datum	   *names = palloc(sizeof(Datum) * n);
+	Datum	   *smtp = palloc(sizeof(Datum) * n);
+	Datum	   *email = palloc(sizeof(Datum) * n);
+	Datum	   *lims = palloc(sizeof(Datum) * n);
 	const char *domain = strrchr(notify_from_address, '@');
-	bool		smtp = strcmp(ch->kind, "smtp") == 0;
 	uint64		i;
 
+	for (int c = 0; c < n; c++)
+	{
+		names[c] = CStringGetTextDatum(chs[c]->name);
+		smtp[c] = BoolGetDatum(strcmp(chs[c]->kind, "smtp") == 0);
+		email[c] = BoolGetDatum(strcmp(chs[c]->kind, "smtp") == 0 ||
+								strcmp(chs[c]->kind, "http_email") == 0);
+		lims[c] = Int32GetDatum(limits[c]);
+		taken[c] = 0;
+	}
 	values[0] = Int32GetDatum(max_jobs);
 	values[1] = CStringGetTextDatum(domain != NULL ? domain + 1 : "localhost");
-	values[2] = CStringGetTextDatum(ch->name);
-	values[3] = BoolGetDatum(smtp);
-	values[4] = BoolGetDatum(smtp || strcmp(ch->kind, "http_email") == 0);
+	values[2] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(smtp, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[4] = PointerGetDatum(construct_array(email, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[5] = PointerGetDatum(construct_array(lims, n, INT4OID, 4, true, TYPALIGN_INT));
 
 	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not claim outbox rows");
@@ -316,24 +343,27 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, NotifyChannel *ch)
 		NotifyJob  *job = palloc0(sizeof(NotifyJob));
 		bool		isnull;
 		Datum		d;
+		int			c;
 
 		job->batch = batch;
 		job->outbox_relid = outbox_relid;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		job->ch = ch;
-		job->channel = pstrdup(ch->name);
-		job->kind = pstrdup(ch->kind);
-		job->recipient = text_column(tup, desc, 2);
-		job->template_key = text_column(tup, desc, 3);
-		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
-		job->message_id = text_column(tup, desc, 5);
-		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-		job->locale = text_column(tup, desc, 8);
-		d = SPI_getbinval(tup, desc, 9, &isnull);
+		c = (int) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)) - 1;
+		Assert(c >= 0 && c < n);
+		job->ch = chs[c];
+		job->channel = pstrdup(chs[c]->name);
+		job->kind = pstrdup(chs[c]->kind);
+		job->recipient = text_column(tup, desc, 3);
+		job->template_key = text_column(tup, desc, 4);
+		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull));
+		job->message_id = text_column(tup, desc, 6);
+		job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		job->locale = text_column(tup, desc, 9);
+		d = SPI_getbinval(tup, desc, 10, &isnull);
 		job->template_version = isnull ? 0 : DatumGetInt32(d);
-		job->skip_reason = text_column(tup, desc, 10);
-		job->unsubscribe_url = text_column(tup, desc, 11);
+		job->skip_reason = text_column(tup, desc, 11);
+		job->unsubscribe_url = text_column(tup, desc, 12);
 		if (job->skip_reason != NULL)
 			job->outcome = NOTIFY_OUTCOME_SKIPPED;
 		/* before the commit: from then on the row is ours */
@@ -345,6 +375,7 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, NotifyChannel *ch)
 		}
 		jobs = lappend(jobs, job);
 		batch->outstanding++;
+		taken[c]++;
 		MemoryContextSwitchTo(old);
 	}
 	return jobs;

@@ -534,13 +534,12 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
 }
 
 /*
- * Claim due rows, channel by channel: each enabled channel with a
- * connection in this worker, a rate-limited one up to the tokens its
- * bucket has.  Rows held back by a limit stay pending and are not
- * attempts.  The channel that goes first changes at every claim, so that
- * a channel with a large backlog cannot keep the others waiting for more
- * than one claim.  Fills each job's channel and content; sets
- * claim_low_water.
+ * Claim due rows, channel by channel, in one statement: each enabled
+ * channel with a connection in this worker, a rate-limited one up to the
+ * tokens its bucket has.  Rows held back by a limit stay pending and are
+ * not attempts.  The channel that goes first changes at every claim, so
+ * that a channel with a large backlog cannot keep the others waiting for
+ * more than one claim.  Fills each job's content; sets claim_low_water.
  */
 static List *
 claim_due(NotifyBatch *batch)
@@ -550,6 +549,10 @@ claim_due(NotifyBatch *batch)
 	List	   *jobs = NIL;
 	List	   *all = channels_all();
 	int			n = list_length(all);
+	NotifyChannel **chs = palloc(sizeof(NotifyChannel *) * Max(n, 1));
+	int		   *limits = palloc(sizeof(int) * Max(n, 1));
+	int		   *taken = palloc(sizeof(int) * Max(n, 1));
+	int			m = 0;
 	int			connections = 0;
 	ListCell   *lc;
 	MemoryContext old;
@@ -567,8 +570,7 @@ claim_due(NotifyBatch *batch)
 	for (int i = 0; i < n; i++)
 	{
 		NotifyChannel *ch = list_nth(all, (first + i) % n);
-		int			want = room;
-		int			got;
+		int			limit = room;
 
 		if (!ch->enabled || channel_connection_limit(ch) == 0)
 			continue;
@@ -579,20 +581,24 @@ claim_due(NotifyBatch *batch)
 		{
 			TimestampTz next = 0;
 
-			want = channel_take_tokens(ch, room, &next);
-			if (want == 0)
+			limit = channel_take_tokens(ch, room, &next);
+			if (limit == 0)
 			{
 				if (next_token_at == 0 || next < next_token_at)
 					next_token_at = next;
 				continue;
 			}
 		}
-		got = list_length(jobs);
-		jobs = claim_jobs(jobs, want, batch, ch);
-		got = list_length(jobs) - got;
-		if (ch->rate_limit > 0)
-			channel_return_tokens(ch, want - got);
-		room -= got;
+		chs[m] = ch;
+		limits[m] = limit;
+		m++;
+	}
+	if (m > 0)
+	{
+		jobs = claim_jobs(jobs, room, batch, chs, limits, m, taken);
+		for (int i = 0; i < m; i++)
+			if (chs[i]->rate_limit > 0)
+				channel_return_tokens(chs[i], limits[i] - taken[i]);
 	}
 	/* claims of a quarter of the batch at least */
 	claim_low_water = Max(notify_batch_size / 2, Min(2 * connections, notify_batch_size * 3 / 4));

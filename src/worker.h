@@ -89,7 +89,8 @@ extern void claim_replan(void);
 extern int	claim_release_expired(bool all_sending);
 extern const char *claim_schema(void);
 extern int64 claim_archive(int batch);
-extern List *claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch, struct NotifyChannel *ch);
+extern List *claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch,
+					   struct NotifyChannel **chs, const int *limits, int n, int *taken);
 extern TimestampTz claim_record(List *jobs);
 
 /*---- transfer.c: the wait set, libcurl's multi handle, jobs in flight ----*/
