@@ -33,31 +33,8 @@ WORKERS=${WORKERS:-1}
 install_packages python3-psycopg2
 WORK=$(scratch_dir /tmp/notify-bench-paused)
 PIDS=()
-if [ "$(id -u)" -eq 0 ]; then
-	AS_USER=(setpriv --reuid=postgres --regid=postgres --init-groups -- env HOME="$WORK")
-else
-	AS_USER=(env HOME="$WORK")
-fi
-stop_pid() {
-	local pid=$1 i
-	kill "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-}
-cleanup() {
-	local pid
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	if [ -f "$WORK/data/postmaster.pid" ]; then
-		as_pg pg_ctl stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
+set_as_user "$WORK"
+bench_traps
 
 private_install "$WORK"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$WORK"

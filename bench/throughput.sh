@@ -80,24 +80,7 @@ bench_install postfix redis-server redis-tools python3-celery python3-aiosmtplib
 WORK=$(scratch_dir /tmp/notify-bench-throughput)
 PIDS=()
 
-# Prefix that runs a long-lived program as the unprivileged cluster user;
-# setpriv execs, so $! of "${AS_USER[@]}" prog & is the program itself.
-if [ "$(id -u)" -eq 0 ]; then
-	AS_USER=(setpriv --reuid=postgres --regid=postgres --init-groups -- env HOME="$WORK")
-else
-	AS_USER=(env HOME="$WORK")
-fi
-
-# Stop a process we started: TERM, then KILL after a few seconds.
-stop_pid() {
-	local pid=$1 i
-	kill "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-}
+set_as_user "$WORK"
 
 # The Celery worker: its main process and the pool's children.
 stop_celery() {
@@ -110,19 +93,12 @@ stop_celery() {
 	rm -f "$WORK/celery.pid"
 }
 
-cleanup() {
-	local pid
-	trap - EXIT INT TERM
+before_cleanup() {
 	stop_celery
 	[ -n "${PERF_PID:-}" ] && stop_pid "$PERF_PID"
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	if [ -f "$WORK/data/postmaster.pid" ]; then
-		as_pg pg_ctl stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
+	return 0
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
+bench_traps
 
 # ---- notify built into a private copy of the PostgreSQL install ----
 # (scripts/common.sh: nobody else's build or install can change what is

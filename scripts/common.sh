@@ -102,6 +102,46 @@ as_pg() {
 	fi
 }
 
+# Stop a process a script started: TERM, then KILL after five seconds.
+stop_pid() {
+	local pid=$1 i
+	kill "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+# AS_USER: a prefix that runs a long-lived program as the cluster user
+# with HOME=$1; setpriv execs, so $! of "${AS_USER[@]}" prog & is the
+# program itself.
+set_as_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		AS_USER=(setpriv --reuid=postgres --regid=postgres --init-groups -- env HOME="$1")
+	else
+		AS_USER=(env HOME="$1")
+	fi
+}
+
+# For benchmarks that start servers: at exit (or on INT/TERM), run the
+# script's before_cleanup if it defines one, stop the processes listed in
+# PIDS and the scratch cluster in $WORK/data, and remove $WORK.
+bench_cleanup() {
+	local pid
+	trap - EXIT INT TERM
+	if declare -F before_cleanup >/dev/null; then before_cleanup; fi
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	if [ -f "$WORK/data/postmaster.pid" ]; then
+		as_pg pg_ctl stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK"
+}
+bench_traps() {
+	trap bench_cleanup EXIT
+	trap 'echo "interrupted" >&2; exit 130' INT TERM
+}
+
 # A scratch directory owned by the cluster user, under a fixed parent so a
 # rerun can stop what a killed run left behind.  Each run records its pid;
 # directories of runs still alive (another run in parallel) are left alone.
