@@ -86,9 +86,12 @@ AS 'MODULE_PATHNAME', 'notify_in_flight'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION notify_in_flight(bigint) IS
 	'True while a delivery worker holds outbox row id: claimed and being sent, its outcome not yet recorded (the row is then pending in the table).';
+-- STABLE, so that "id = ANY (notify_in_flight_ids())" is a primary-key
+-- index condition, read once per statement (notify_backlog); as VOLATILE
+-- it was a filter that read every pending row.
 CREATE FUNCTION notify_in_flight_ids() RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'notify_in_flight_ids'
-LANGUAGE C VOLATILE;
+LANGUAGE C STABLE;
 COMMENT ON FUNCTION notify_in_flight_ids() IS
 	'Ids of the outbox rows the delivery workers hold now (claimed, outcome not yet recorded).';
 
