@@ -42,6 +42,7 @@ static void configure(NotifyChannel *ch, const char *kind, bool enabled,
 					  const char *settings, const char *secret);
 static char *json_string(cJSON *obj, const char *key);
 static NotifyBucket *bucket_for(const char *name);
+static NotifyChannel *channel_lookup(const char *name);
 
 PG_FUNCTION_INFO_V1(notify_channels_changed);
 
@@ -117,7 +118,7 @@ channels_reload(bool force)
 }
 
 /* The channel called name, or NULL. */
-NotifyChannel *
+static NotifyChannel *
 channel_lookup(const char *name)
 {
 	ListCell   *lc;
@@ -137,23 +138,6 @@ List *
 channels_all(void)
 {
 	return channels;
-}
-
-/* Enabled channels with a rate limit. */
-List *
-channels_rate_limited(void)
-{
-	List	   *result = NIL;
-	ListCell   *lc;
-
-	foreach(lc, channels)
-	{
-		NotifyChannel *ch = lfirst(lc);
-
-		if (ch->enabled && ch->rate_limit > 0)
-			result = lappend(result, ch);
-	}
-	return result;
 }
 
 /*

@@ -41,8 +41,6 @@ typedef struct NotifyChannel
 } NotifyChannel;
 
 extern bool channels_reload(bool force);
-extern NotifyChannel *channel_lookup(const char *name);
-extern List *channels_rate_limited(void);
 extern List *channels_all(void);
 extern int	channel_connection_limit(NotifyChannel *ch);
 extern int	channel_take_tokens(NotifyChannel *ch, int want, TimestampTz *next_token);
