@@ -537,9 +537,10 @@ run_transaction(bool claim, bool record, bool startup, List **claimed,
  * Claim due rows, channel by channel, in one statement: each enabled
  * channel with a connection in this worker, a rate-limited one up to the
  * tokens its bucket has.  Rows held back by a limit stay pending and are
- * not attempts.  The channel that goes first changes at every claim, so
- * that a channel with a large backlog cannot keep the others waiting for
- * more than one claim.  Fills each job's content; sets claim_low_water.
+ * not attempts.  Round robin: when a channel used up the room of a claim,
+ * the next claim starts with the channel after it, so a channel with a
+ * large backlog holds the others back for one claim at most.  Fills each
+ * job's content; sets claim_low_water.
  */
 static List *
 claim_due(NotifyBatch *batch)
@@ -552,6 +553,7 @@ claim_due(NotifyBatch *batch)
 	NotifyChannel **chs = palloc(sizeof(NotifyChannel *) * Max(n, 1));
 	int		   *limits = palloc(sizeof(int) * Max(n, 1));
 	int		   *taken = palloc(sizeof(int) * Max(n, 1));
+	int		   *pos = palloc(sizeof(int) * Max(n, 1));
 	int			m = 0;
 	int			connections = 0;
 	ListCell   *lc;
@@ -566,7 +568,8 @@ claim_due(NotifyBatch *batch)
 	 * notify.workers has no connection in some of them: those leave its
 	 * rows to the others.  Paused and dropped channels are not enabled.
 	 */
-	first = n > 0 ? (first + 1) % n : 0;
+	if (first >= n)
+		first = 0;
 	for (int i = 0; i < n; i++)
 	{
 		NotifyChannel *ch = list_nth(all, (first + i) % n);
@@ -591,14 +594,26 @@ claim_due(NotifyBatch *batch)
 		}
 		chs[m] = ch;
 		limits[m] = limit;
+		pos[m] = (first + i) % n;
 		m++;
 	}
 	if (m > 0)
 	{
+		int			total = 0;
+		int			last = -1;
+
 		jobs = claim_jobs(jobs, room, batch, chs, limits, m, taken);
 		for (int i = 0; i < m; i++)
+		{
 			if (chs[i]->rate_limit > 0)
 				channel_return_tokens(chs[i], limits[i] - taken[i]);
+			total += taken[i];
+			if (taken[i] > 0)
+				last = i;
+		}
+		/* the room ran out at chs[last]: the next claim starts after it */
+		if (total >= room && last >= 0)
+			first = (pos[last] + 1) % n;
 	}
 	/* claims of a quarter of the batch at least */
 	claim_low_water = Max(notify_batch_size / 2, Min(2 * connections, notify_batch_size * 3 / 4));

@@ -142,6 +142,26 @@ is(psql(q{SELECT count(*) FROM notify_outbox WHERE channel = 'parked' AND status
 is(scalar(requests_to('/webhook/parked')), 0, '... and unsent');
 psql(q{DELETE FROM notify_outbox WHERE channel = 'parked'});
 
+# ---- round robin: a backlog holds another channel back for one claim ----
+# 1,000 rows of 'bulk', then 10 of 'prompt', both released by one commit.
+# 'prompt' is in the first claim (notify.batch_size 100) or, when 'bulk'
+# filled that one, the next claim starts after 'bulk': its rows go out
+# beside the first 100 or so of 'bulk' (66 and 74 in two runs), not after
+# the 1,000 queued before them, as when one order over all channels
+# (priority, due time, id) decided.
+psql(qq{SELECT notify_channel_put('bulk', 'webhook', '{"allow_private_destinations": true, "max_connections": 4}', '$secret'),
+			   notify_channel_put('prompt', 'webhook', '{"allow_private_destinations": true, "max_connections": 4}', '$secret')});
+psql(q{SELECT notify_channel_pause('bulk'), notify_channel_pause('prompt')});
+psql(qq{SELECT count(notify_enqueue('order.shipped', '${url}/webhook/bulk', '{}', channel => 'bulk')) FROM generate_series(1, 1000)});
+psql(qq{SELECT count(notify_enqueue('order.shipped', '${url}/webhook/prompt', '{}', channel => 'prompt')) FROM generate_series(1, 10)});
+psql(q{SELECT notify_channel_resume('bulk'), notify_channel_resume('prompt')});
+ok(defined wait_channel_sent('bulk', 1000, 60) && defined wait_channel_sent('prompt', 10, 60),
+	'round robin: 1,000 bulk and 10 prompt webhooks sent');
+my $before = psql(q{SELECT count(*) FROM notify_outbox
+					WHERE channel = 'bulk' AND sent_at < (SELECT max(sent_at) FROM notify_outbox WHERE channel = 'prompt')});
+cmp_ok($before, '<', 300, "... the last prompt one went out after $before of the bulk ones, not after the 1,000 enqueued before it");
+diag("round robin: $before bulk webhooks went out before the last prompt one");
+
 # ---- rate limit: 5 messages/s ----
 psql(q{SELECT notify_channel_put('limited', 'webhook', '{"allow_private_destinations": true, "rate_limit": 5}')});
 psql(qq{SELECT count(notify_enqueue('order.shipped', '${url}/webhook/limited', jsonb_build_object('n', i), channel => 'limited')) FROM generate_series(1, 30) i});
