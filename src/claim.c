@@ -107,9 +107,9 @@ claim_extension_ready(void)
 	/*
 	 * The claim.  %%s is the schema.  $3 names the channels to take, in
 	 * the order to take them (claim_due in worker.c: round robin), with,
-	 * per channel, whether it is SMTP ($4), whether it
-	 * is email ($5: smtp, http_email) and how many rows it may give ($6:
-	 * the room in the batch, or a rate-limited channel's tokens); $1 is
+	 * per channel, whether it is SMTP ($4), whether it is email ($5:
+	 * smtp, http_email) and how many rows it may give ($6: the room in
+	 * the batch, or a rate-limited channel's tokens); $1 is
 	 * the room in all.  Which channels those are and their kinds the
 	 * worker knows from its copy of notify_channels (channels.c, read
 	 * again whenever a change commits).
