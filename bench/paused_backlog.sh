@@ -37,7 +37,6 @@ set_as_user "$WORK"
 bench_traps
 
 private_install "$WORK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$WORK"
 
 # ---- the receiver ----
 "${AS_USER[@]}" "$PYTHON" "$NOTIFY_ROOT/test/servers/http_server.py" --port-file "$WORK/http.port" \
@@ -50,13 +49,14 @@ URL="http://127.0.0.1:$(cat "$WORK/http.port")/hook"
 # ---- the cluster ----
 DATA=$WORK/data
 SOCK=$WORK/sock
+PORT=$(free_port)
 mkdir -p "$SOCK"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
 as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
 cat >>"$DATA/postgresql.conf" <<CONF
 # bench/paused_backlog.sh
 listen_addresses = ''
-port = $(free_port)
+port = $PORT
 unix_socket_directories = '$SOCK'
 log_min_messages = warning
 shared_preload_libraries = 'notify'
@@ -64,7 +64,7 @@ notify.database = 'postgres'
 notify.workers = $WORKERS
 CONF
 as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-export PGHOST=$SOCK PGPORT=$(sed -n 's/^port = //p' "$DATA/postgresql.conf") PGUSER=postgres PGDATABASE=postgres
+export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION notify;
 SELECT notify_channel_put('live', 'webhook', '{"allow_private_destinations": true}');

@@ -320,8 +320,7 @@ claim_jobs(List *jobs, int max_jobs, NotifyBatch *batch,
 	{
 		names[c] = CStringGetTextDatum(chs[c]->name);
 		smtp[c] = BoolGetDatum(strcmp(chs[c]->kind, "smtp") == 0);
-		email[c] = BoolGetDatum(strcmp(chs[c]->kind, "smtp") == 0 ||
-								strcmp(chs[c]->kind, "http_email") == 0);
+		email[c] = BoolGetDatum(notify_kind_is_email(chs[c]->kind));
 		lims[c] = Int32GetDatum(limits[c]);
 		taken[c] = 0;
 	}

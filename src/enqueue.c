@@ -357,7 +357,7 @@ notify_enqueue(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown channel %s", quote_value(channel)),
 				 errhint("Channels are listed in notify_channels.")));
-	email = strcmp(kind, "smtp") == 0 || strcmp(kind, "http_email") == 0;
+	email = notify_kind_is_email(kind);
 	rcpt_chars = pg_mbstrlen_with_len(rcpt, rcpt_len);
 	if (email)
 	{

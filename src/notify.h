@@ -142,6 +142,13 @@ typedef struct NotifyCategory
 
 extern bool notify_category_lookup(Oid nsp, text *name, NotifyCategory *out);
 extern char *notify_channel_lookup(Oid nsp, text *name, bool *has_url);
+
+/* Channel kinds that deliver email: addresses, opt-in, List-Unsubscribe. */
+static inline bool
+notify_kind_is_email(const char *kind)
+{
+	return strcmp(kind, "smtp") == 0 || strcmp(kind, "http_email") == 0;
+}
 extern const char *notify_decide_for(Oid nsp, text *recipient,
 									 const NotifyCategory *cat, text *channel,
 									 const char *channel_kind, text *tenant);

@@ -866,7 +866,7 @@ notify_decide_for(Oid nsp, text *recipient, const NotifyCategory *cat,
 					 errmsg("unknown channel \"%s\"", text_to_cstring(channel)),
 					 errhint("Channels are listed in notify_channels.")));
 	}
-	if (strcmp(channel_kind, "smtp") == 0 || strcmp(channel_kind, "http_email") == 0)
+	if (notify_kind_is_email(channel_kind))
 		return "not_opted_in";
 	return NULL;
 }

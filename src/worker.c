@@ -573,11 +573,12 @@ claim_due(NotifyBatch *batch)
 	for (int i = 0; i < n; i++)
 	{
 		NotifyChannel *ch = list_nth(all, (first + i) % n);
+		int			share = channel_connection_limit(ch);
 		int			limit = room;
 
-		if (!ch->enabled || channel_connection_limit(ch) == 0)
+		if (!ch->enabled || share == 0)
 			continue;
-		connections += channel_connection_limit(ch);
+		connections += share;
 		if (room <= 0)
 			continue;
 		if (ch->rate_limit > 0)
