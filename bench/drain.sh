@@ -69,37 +69,19 @@ private_install "$WORK"
 PGPORT_=$(free_port)
 
 # ---- the cluster ----
-DATA=$WORK/data
-SOCK=$WORK/sock
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK" "$WORK"
-say "scratch cluster in $WORK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PGPORT_" bench bench_sql <<CONF
 # bench/drain.sh: default durability and memory settings.
-listen_addresses = ''
-port = $PGPORT_
-unix_socket_directories = '$SOCK'
 max_connections = 50
 log_min_messages = warning
 track_wal_io_timing = on
-CONF
-export PGHOST=$SOCK PGPORT=$PGPORT_ PGUSER=postgres PGDATABASE=bench
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -Atc "$1"; }
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE bench_sql"
-as_pg pg_ctl stop -D "$DATA" -w >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.sandbox = on
 notify.batch_size = $BATCH
 notify.from_address = 'notify@example.com'
 notify.from_name = 'Example Shop'
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-POSTMASTER_PID=$(head -1 "$DATA/postmaster.pid")
+export PGDATABASE=bench
+q() { "${PSQL[@]}" -Atc "$1"; }
 
 for db in bench bench_sql; do
 	"${PSQL[@]}" -d "$db" <<'SQL' >/dev/null

@@ -101,34 +101,17 @@ if [ "$CHECK_DURATION" != 0 ]; then
 fi
 
 # ---- the cluster ----
-DATA=$WORK/data
-SOCK=$WORK/sock
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-say "scratch cluster in $WORK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PGPORT_" bench <<CONF
 # bench/latency.sh: default durability and memory settings.
-listen_addresses = ''
-port = $PGPORT_
-unix_socket_directories = '$SOCK'
 max_connections = 50
 log_min_messages = warning
-CONF
-export PGHOST=$SOCK PGPORT=$PGPORT_ PGUSER=postgres PGDATABASE=bench
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -Atc "$1"; }
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
-as_pg pg_ctl stop -D "$DATA" -w >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.smtp_url = 'smtp://127.0.0.1:$SINK_PORT'
 notify.from_address = 'notify@example.com'
 notify.from_name = 'Example Shop'
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
+export PGDATABASE=bench
+q() { "${PSQL[@]}" -Atc "$1"; }
 q "CREATE EXTENSION notify" >/dev/null
 # The message: a registered template (subject and 18 lines of text with
 # variables, rendered by the worker for each row) and a payload of

@@ -63,6 +63,7 @@ private_install "$WORK"
 PGPORT_=$(free_port)
 SINK_PORT=$(free_port)
 
+say "smtp-sink on 127.0.0.1:$SINK_PORT"
 SINK_USER=()
 [ "$(id -u)" -eq 0 ] && SINK_USER=(-u postgres)
 /usr/sbin/smtp-sink "${SINK_USER[@]}" "127.0.0.1:$SINK_PORT" 1024 >"$WORK/sink.out" 2>&1 &
@@ -70,37 +71,20 @@ PIDS+=($!)
 echo $! >"$WORK/server1.pid"  # scratch_dir stops it if this run is killed
 
 # ---- the cluster ----
-DATA=$WORK/data
-SOCK=$WORK/sock
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK" "$WORK"
-say "scratch cluster in $WORK; smtp-sink on 127.0.0.1:$SINK_PORT"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PGPORT_" bench <<CONF
 # bench/memory.sh: default memory settings.  log_min_messages = log so that
 # pg_log_backend_memory_contexts reaches the log.
-listen_addresses = ''
-port = $PGPORT_
-unix_socket_directories = '$SOCK'
 max_connections = 50
 shared_buffers = $SHARED_BUFFERS
 log_min_messages = log
 log_checkpoints = off
-CONF
-export PGHOST=$SOCK PGPORT=$PGPORT_ PGUSER=postgres PGDATABASE=bench
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -Atc "$1"; }
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
-as_pg pg_ctl stop -D "$DATA" -w >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.smtp_url = 'smtp://127.0.0.1:$SINK_PORT'
 notify.from_address = 'notify@example.com'
 notify.from_name = 'Example Shop'
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
+export PGDATABASE=bench
+q() { "${PSQL[@]}" -Atc "$1"; }
 "${PSQL[@]}" <<'SQL' >/dev/null
 CREATE EXTENSION notify;
 -- The message: a registered template and a payload of variables.

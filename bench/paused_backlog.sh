@@ -47,25 +47,15 @@ for i in $(seq 1 100); do [ -s "$WORK/http.port" ] && break; sleep 0.05; done
 URL="http://127.0.0.1:$(cat "$WORK/http.port")/hook"
 
 # ---- the cluster ----
-DATA=$WORK/data
-SOCK=$WORK/sock
 PORT=$(free_port)
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PORT" <<CONF
 # bench/paused_backlog.sh
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
 log_min_messages = warning
-shared_preload_libraries = 'notify'
 notify.database = 'postgres'
 notify.workers = $WORKERS
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
-"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 <<SQL
+export PGDATABASE=postgres
+"${PSQL[@]}" <<SQL
 CREATE EXTENSION notify;
 SELECT notify_channel_put('live', 'webhook', '{"allow_private_destinations": true}');
 SELECT notify_channel_put('parked', 'webhook', '{"allow_private_destinations": true}');

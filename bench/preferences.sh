@@ -73,26 +73,15 @@ trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 PORT=$(free_port)
 private_install "$WORK"
 
-say "scratch cluster in $WORK (port $PORT)"
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PORT" <<CONF
 # bench/preferences.sh: default durability and memory
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
 max_connections = 50
 log_min_messages = warning
-# the library must be preloaded; its worker serves "postgres", where the
-# extension is not installed, so it stays idle
-shared_preload_libraries = 'notify'
+# the library must be preloaded (bench_cluster does); its worker serves
+# "postgres", where the extension is not installed, so it stays idle
 notify.database = 'postgres'
 CONF
-export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
 q() { "${PSQL[@]}" -d bench -Atc "$1"; }
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 "${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
 
 say "loading 100,000 recipients with preferences and 100,000 suppressions"

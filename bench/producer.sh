@@ -76,34 +76,17 @@ PORT=$(free_port)
 # PostgreSQL install: nobody else's install changes what is measured.
 private_install "$WORK"
 
-say "scratch cluster in $WORK (port $PORT)"
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+# The databases are created before notify is loaded (bench_cluster), so
+# the worker finds its database when it starts.
+bench_cluster "$PORT" bench bench_idle <<CONF
 # bench/producer.sh: defaults for durability (fsync, synchronous_commit,
 # full_page_writes) and memory; only what the benchmark needs is set.
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
 max_connections = 50
 log_min_messages = warning
-CONF
-export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -d "${DB:-bench}" -Atc "$1"; }
-
-# Create the databases before loading notify, so the worker finds its
-# database when it starts.
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE bench_idle"
-as_pg pg_ctl stop -D "$DATA" -w >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.sandbox = on
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
+q() { "${PSQL[@]}" -d "${DB:-bench}" -Atc "$1"; }
 
 for db in bench bench_idle; do
 	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/producer_tables.sql"

@@ -63,22 +63,14 @@ trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 
 private_install "$WORK"
 PORT=$(free_port)
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'notify'
+bench_cluster "$PORT" <<CONF
+# bench/producer_instructions.sh
 notify.database = 'postgres'
 notify.sandbox = on
 log_min_messages = warning
 CONF
-export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench)
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"$PG_BIN/psql" -X -q -d postgres -c "CREATE DATABASE bench"
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
+PSQL+=(-d bench)
 "${PSQL[@]}" -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/producer_tables.sql"
 [ "$PREFS" = 1 ] && "${PSQL[@]}" -f "$NOTIFY_ROOT/bench/sql/preferences_data.sql"
 "${PSQL[@]}" -c "CHECKPOINT"

@@ -143,23 +143,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 
-PORT=
-for p in $(shuf -i 20000-60000 -n 50); do
-	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
-
-say "scratch cluster in $WORK (port $PORT)"
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+PORT=$(free_port)
+# EXTRA_CONF: more postgresql.conf lines, e.g. "backend_flush_after = 256kB"
+bench_cluster "$PORT" <<CONF
 # bench/purge.sh: default durability; the worker serves "postgres", where
 # notify is not installed, so it never touches the measured database.
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'notify'
 notify.database = 'postgres'
 notify.history_partition = '${PARTITION:-day}'
 shared_buffers = 1GB
@@ -168,13 +156,9 @@ max_wal_size = 4GB
 log_lock_waits = on
 deadlock_timeout = 100ms
 track_wal_io_timing = on
+${EXTRA_CONF:-}
 CONF
-# EXTRA_CONF: more postgresql.conf lines, e.g. "backend_flush_after = 256kB"
-[ -n "${EXTRA_CONF:-}" ] && printf '%s\n' "$EXTRA_CONF" >>"$DATA/postgresql.conf"
-export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
 q() { "${PSQL[@]}" -d bench -Atc "$1"; }
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 "${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
 echo "server: $(q 'SELECT version()')"
 

@@ -121,37 +121,19 @@ echo $! >"$WORK/server1.pid"  # scratch_dir stops it if this run is killed
 sink_count() { tail -c 200 "$SINK_OUT" | tr '\r' '\n' | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1 | sed 's/^$/0/'; }
 
 # ---- the cluster ----
-DATA=$WORK/data
-SOCK=$WORK/sock
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK" "$WORK"
-say "scratch cluster in $WORK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PGPORT_" bench <<CONF
 # bench/throughput.sh: default durability and memory settings.
-listen_addresses = ''
-port = $PGPORT_
-unix_socket_directories = '$SOCK'
 max_connections = 50
 log_min_messages = warning
 track_wal_io_timing = on
-CONF
-export PGHOST=$SOCK PGPORT=$PGPORT_ PGUSER=postgres PGDATABASE=bench
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -Atc "$1"; }
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
-as_pg pg_ctl stop -D "$DATA" -w >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.smtp_url = 'smtp://127.0.0.1:$SINK_PORT'
 notify.from_address = 'notify@example.com'
 notify.from_name = 'Example Shop'
 notify.max_connections = $CONNECTIONS
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-POSTMASTER_PID=$(head -1 "$DATA/postmaster.pid")
+export PGDATABASE=bench
+q() { "${PSQL[@]}" -Atc "$1"; }
 q "CREATE EXTENSION notify" >/dev/null
 
 # The message: a registered template (subject and 18 lines of text with

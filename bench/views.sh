@@ -85,23 +85,10 @@ if [ "$avail_gb" -lt "$need_gb" ] && [ "$SIZE_BIG" -gt 3000000 ]; then
 	SIZE_BIG=3000000
 fi
 
-PORT=
-for p in $(shuf -i 20000-60000 -n 50); do
-	if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "no free port found" >&2; exit 1; }
-
-say "scratch cluster in $WORK (port $PORT)"
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+PORT=$(free_port)
+bench_cluster "$PORT" <<CONF
 # bench/views.sh.  The worker serves "postgres", where notify is not
 # installed: it never touches the measured databases.
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'notify'
 notify.database = 'postgres'
 shared_buffers = 1GB
 work_mem = 16MB
@@ -111,9 +98,6 @@ checkpoint_timeout = 30min
 autovacuum = off
 log_min_messages = warning
 CONF
-export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 echo "server: $("${PSQL[@]}" -d postgres -Atc 'SELECT version()')"
 
 # ---- load ----

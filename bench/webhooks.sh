@@ -182,37 +182,18 @@ say "http_server.py --latency-ms $LATENCY_MS on 127.0.0.1:$slow_PORT (logging re
 
 # ---- the cluster ----
 PGPORT_=$(free_port)
-DATA=$WORK/data
-SOCK=$WORK/sock
-mkdir -p "$SOCK"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK" "$WORK"
-say "scratch cluster in $WORK"
-as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
+bench_cluster "$PGPORT_" bench <<CONF
 # bench/webhooks.sh: fsync, synchronous_commit, full_page_writes and
 # memory settings at their defaults.
-listen_addresses = ''
-port = $PGPORT_
-unix_socket_directories = '$SOCK'
 max_connections = 50
 log_min_messages = warning
 track_wal_io_timing = on
-CONF
-export PGHOST=$SOCK PGPORT=$PGPORT_ PGUSER=postgres PGDATABASE=bench
-PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -Atc "$1"; }
-# The database first, so that the worker finds it when it starts.
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
-as_pg pg_ctl stop -D "$DATA" -w >/dev/null
-cat >>"$DATA/postgresql.conf" <<CONF
-shared_preload_libraries = 'notify'
 notify.database = 'bench'
 notify.from_address = 'notify@example.com'
 notify.workers = $WORKERS
 CONF
-as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
-POSTMASTER_PID=$(head -1 "$DATA/postmaster.pid")
+export PGDATABASE=bench
+q() { "${PSQL[@]}" -Atc "$1"; }
 q "CREATE EXTENSION notify" >/dev/null
 echo "server: $(q 'SELECT version()')"
 echo "settings: $(q "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings

@@ -169,3 +169,39 @@ scratch_dir() {
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$d"
 	echo "$d"
 }
+
+# A benchmark's scratch cluster in $WORK/data, port $1, reachable only on
+# the socket directory $WORK/sock, notify preloaded; the benchmark's own
+# postgresql.conf lines (notify.database and what it measures under) come
+# on stdin.  The databases named after the port are created before notify
+# is loaded, so that a worker serving one of them finds it when it starts.
+# Logs to $WORK/server.log; sets DATA, SOCK, PSQL (psql stopping at the
+# first error) and POSTMASTER_PID; exports PGHOST, PGPORT and PGUSER.
+bench_cluster() {
+	local port=$1 db create=()
+	shift
+	DATA=$WORK/data
+	SOCK=$WORK/sock
+	mkdir -p "$SOCK"
+	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
+	say "scratch cluster in $WORK (port $port)"
+	as_pg initdb -D "$DATA" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+	{
+		echo "# bench_cluster (scripts/common.sh)"
+		echo "listen_addresses = ''"
+		echo "port = $port"
+		echo "unix_socket_directories = '$SOCK'"
+		echo "shared_preload_libraries = 'notify'"
+		cat
+	} >>"$DATA/postgresql.conf"
+	export PGHOST=$SOCK PGPORT=$port PGUSER=postgres
+	PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
+	if [ $# -gt 0 ]; then
+		for db in "$@"; do create+=(-c "CREATE DATABASE $db"); done
+		as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w -o "-c shared_preload_libraries=" >/dev/null
+		"${PSQL[@]}" -d postgres "${create[@]}"
+		as_pg pg_ctl stop -D "$DATA" -w >/dev/null
+	fi
+	as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
+	POSTMASTER_PID=$(head -1 "$DATA/postmaster.pid")
+}
