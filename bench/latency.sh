@@ -47,19 +47,8 @@ ROUNDS=${ROUNDS:-3}
 CHECK_RATE=${CHECK_RATE:-50}
 CHECK_DURATION=${CHECK_DURATION:-5}
 
-# ---- packages (no system postfix may start) ----
-bench_install() {
-	local made=0 rc=0
-	if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		made=1
-	fi
-	(install_packages "$@") || rc=$?
-	[ $made = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ $rc = 0 ] || exit $rc
-}
-bench_install postfix python3-psycopg2
+# ---- packages (install_packages starts no system postfix) ----
+install_packages postfix python3-psycopg2
 
 WORK=$(scratch_dir /tmp/notify-bench-latency)
 PIDS=()

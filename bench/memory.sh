@@ -38,18 +38,8 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 read -r -a STEPS_A <<<"$STEPS"
 read -r -a PHASES_A <<<"$PHASES"
 
-bench_install() {
-	local made=0 rc=0
-	if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		made=1
-	fi
-	(install_packages "$@") || rc=$?
-	[ $made = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ $rc = 0 ] || exit $rc
-}
-bench_install postfix python3-psycopg2
+# ---- packages (install_packages starts no system postfix) ----
+install_packages postfix python3-psycopg2
 
 WORK=$(scratch_dir /tmp/notify-bench-memory)
 PIDS=()

@@ -61,21 +61,9 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 read -r -a BATCH_A <<<"$BATCH_SIZES"
 read -r -a CELERY_A <<<"$CELERY_VARIANTS"
 
-# ---- packages (no system postfix or redis may start) ----
-# Debian starts services on install unless /usr/sbin/policy-rc.d says no
-# (exit 101); we only use the binaries, on private ports.
-bench_install() {
-	local made=0 rc=0
-	if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		made=1
-	fi
-	(install_packages "$@") || rc=$?
-	[ $made = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ $rc = 0 ] || exit $rc
-}
-bench_install postfix redis-server redis-tools python3-celery python3-aiosmtplib python3-redis python3-psycopg2
+# ---- packages (install_packages starts no system postfix or redis: we
+# only use the binaries, on private ports) ----
+install_packages postfix redis-server redis-tools python3-celery python3-aiosmtplib python3-redis python3-psycopg2
 
 WORK=$(scratch_dir /tmp/notify-bench-throughput)
 PIDS=()

@@ -75,21 +75,9 @@ PERF=${PERF:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 BODY='{"order": 1}'
 
-# ---- packages (nginx must not start as a system service) ----
-# Debian starts services on install unless /usr/sbin/policy-rc.d says no
-# (exit 101); we only use the binary, on a private port.
-bench_install() {
-	local made=0 rc=0
-	if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		made=1
-	fi
-	(install_packages "$@") || rc=$?
-	[ $made = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ $rc = 0 ] || exit $rc
-}
-bench_install nginx-light libssl-dev python3-psycopg2
+# ---- packages (install_packages starts no system nginx: we only use
+# the binary, on a private port) ----
+install_packages nginx-light libssl-dev python3-psycopg2
 
 WORK=$(scratch_dir /tmp/notify-bench-webhooks)
 PIDS=()
