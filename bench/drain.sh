@@ -84,16 +84,10 @@ export PGDATABASE=bench
 q() { "${PSQL[@]}" -Atc "$1"; }
 
 for db in bench bench_sql; do
+	# The message: a registered template (bench/sql/shipped_template.sql,
+	# rendered by the worker for each row) and a payload of variables.
+	"${PSQL[@]}" -d "$db" -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/shipped_template.sql" >/dev/null
 	"${PSQL[@]}" -d "$db" <<'SQL' >/dev/null
-CREATE EXTENSION notify;
--- The message: a registered template (subject and 18 lines of text with
--- variables, rendered by the worker for each row) and a payload of variables.
-SELECT notify_template_put(template_key => 'bench.shipped', locale => 'en',
-	subject => 'Your order {{order_id}} has shipped',
-	text_body => E'Hi {{name}},\n\n'
-		|| (SELECT string_agg(format('Line %s: order {{order_id}} left our warehouse today and reaches you by {{eta}}.', i), E'\n')
-			FROM generate_series(1, 18) i)
-		|| E'\n\nTracking: {{carrier}} {{tracking}}\n');
 CREATE TABLE bench_payload AS SELECT jsonb_build_object('name', 'Ada Lovelace', 'order_id', 'A-100234',
 	'carrier', 'DHL Express', 'tracking', 'JD014600003828', 'eta', 'Thursday') AS payload;
 -- What notify_enqueue inserts (template version and locale resolved,

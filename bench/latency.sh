@@ -102,19 +102,12 @@ CONF
 export PGDATABASE=bench
 q() { "${PSQL[@]}" -Atc "$1"; }
 q "CREATE EXTENSION notify" >/dev/null
-# The message: a registered template (subject and 18 lines of text with
-# variables, rendered by the worker for each row) and a payload of
-# variables, as an application would enqueue it.
-"${PSQL[@]}" <<'SQL' >/dev/null
-SELECT notify_template_put(template_key => 'bench.shipped', locale => 'en',
-	subject => 'Your order {{order_id}} has shipped',
-	text_body => E'Hi {{name}},\n\n'
-		|| (SELECT string_agg(format('Line %s: order {{order_id}} left our warehouse today and reaches you by {{eta}}.', i), E'\n')
-			FROM generate_series(1, 18) i)
-		|| E'\n\nTracking: {{carrier}} {{tracking}}\n');
-CREATE TABLE bench_payload AS SELECT jsonb_build_object('name', 'Ada Lovelace', 'order_id', 'A-100234',
-	'carrier', 'DHL Express', 'tracking', 'JD014600003828', 'eta', 'Thursday') AS payload;
-SQL
+# The message: a registered template (bench/sql/shipped_template.sql: subject
+# and 18 lines of text with variables, rendered by the worker for each row)
+# and a payload of variables, as an application would enqueue it.
+"${PSQL[@]}" -f "$NOTIFY_ROOT/bench/sql/shipped_template.sql" >/dev/null
+q "CREATE TABLE bench_payload AS SELECT jsonb_build_object('name', 'Ada Lovelace', 'order_id', 'A-100234',
+	'carrier', 'DHL Express', 'tracking', 'JD014600003828', 'eta', 'Thursday') AS payload" >/dev/null
 RENDERED="FROM bench_payload b, notify_preview('bench.shipped', b.payload) p"
 MSG_BYTES=$(q "SELECT octet_length(notify_build_message('notify@example.com', 'user1@example.com',
 	p.subject, p.text_body, from_name => 'Example Shop')) $RENDERED")

@@ -75,15 +75,10 @@ notify.from_name = 'Example Shop'
 CONF
 export PGDATABASE=bench
 q() { "${PSQL[@]}" -Atc "$1"; }
+# The message: a registered template (bench/sql/shipped_template.sql) and
+# a payload of variables (each row its own, see bench_load).
+"${PSQL[@]}" -c "CREATE EXTENSION notify" -f "$NOTIFY_ROOT/bench/sql/shipped_template.sql" >/dev/null
 "${PSQL[@]}" <<'SQL' >/dev/null
-CREATE EXTENSION notify;
--- The message: a registered template and a payload of variables.
-SELECT notify_template_put(template_key => 'bench.shipped', locale => 'en',
-	subject => 'Your order {{order_id}} has shipped',
-	text_body => E'Hi {{name}},\n\n'
-		|| (SELECT string_agg(format('Line %s: order {{order_id}} left our warehouse today and reaches you by {{eta}}.', i), E'\n')
-			FROM generate_series(1, 18) i)
-		|| E'\n\nTracking: {{carrier}} {{tracking}}\n');
 -- What notify_enqueue inserts, without its checks (loading is not measured);
 -- each row its own payload values.
 CREATE PROCEDURE bench_load(n integer) LANGUAGE sql AS $$
