@@ -50,16 +50,8 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 install_packages python3-psycopg2
 
 WORK=$(scratch_dir /tmp/notify-bench-drain)
-
-cleanup() {
-	trap - EXIT INT TERM
-	if [ -f "$WORK/data/postmaster.pid" ]; then
-		as_pg pg_ctl stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
+PIDS=()
+bench_traps
 
 # ---- notify built into a private copy of the PostgreSQL install ----
 # (scripts/common.sh: nobody else's build or install can change what is

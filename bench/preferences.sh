@@ -55,20 +55,13 @@ read -r -a CLIENTS_A <<<"$CLIENTS"
 
 install_packages
 WORK=$(scratch_dir /tmp/notify-bench-preferences)
-DATA=$WORK/data
-SOCK=$WORK/sock
 PGBENCH_PID=
-
-cleanup() {
-	trap - EXIT INT TERM
+PIDS=()
+# At exit, bench_cleanup stops pgbench if one runs, then the cluster.
+before_cleanup() {
 	[ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
-	if [ -f "$DATA/postmaster.pid" ]; then
-		as_pg pg_ctl stop -D "$DATA" -m immediate >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
+bench_traps
 
 PORT=$(free_port)
 private_install "$WORK"

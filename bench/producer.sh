@@ -53,20 +53,13 @@ read -r -a VARIANTS_A <<<"$VARIANTS"
 
 install_packages
 WORK=$(scratch_dir /tmp/notify-bench)
-DATA=$WORK/data
-SOCK=$WORK/sock
 PGBENCH_PID=
-
-cleanup() {
-	trap - EXIT INT TERM
+PIDS=()
+# At exit, bench_cleanup stops pgbench if one runs, then the cluster.
+before_cleanup() {
 	[ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
-	if [ -f "$DATA/postmaster.pid" ]; then
-		as_pg pg_ctl stop -D "$DATA" -m immediate >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
+bench_traps
 
 # A port nothing listens on (the server listens on its own socket only, but
 # the port names the socket file and shows up in ps).
