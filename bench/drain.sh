@@ -142,34 +142,20 @@ echo "message: $(q "SELECT octet_length(notify_build_message('notify@example.com
 	"payload $(q "SELECT octet_length(payload::text) FROM bench_payload") bytes of JSON; $ROWS rows; batches of $BATCH"
 
 # ---- timing helper ----
+cp "$NOTIFY_ROOT/bench/procstat.py" "$WORK/"
 cat >"$WORK/drain.py" <<'PY'
 """notify: release every pending row of database bench and wait until the
 worker counted n more sent.  sql: CALL bench_drain(batch) in bench_sql.
 Prints: seconds; CPU seconds of all the cluster's processes; of the worker;
 WAL bytes; WAL syncs; ms in WAL syncs."""
-import os, sys, time, psycopg2
+import sys, time, psycopg2
+from procstat import stat, cluster_cpu  # bench/procstat.py
 mode, n, batch, timeout, postmaster = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-hz = os.sysconf("SC_CLK_TCK")
 conn = psycopg2.connect("dbname=bench")
 conn.autocommit = True
 cur = conn.cursor()
 cur.execute("SELECT pid, sent FROM notify_worker_status")
 wpid, base = cur.fetchone()
-def stat(p):
-    try:
-        with open("/proc/%d/stat" % p) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / hz
-def cluster_cpu():
-    total = stat(postmaster)[1]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            s = stat(int(d))
-            if s and s[0] == postmaster:
-                total += s[1]
-    return total
 def wal():
     cur.execute("SELECT wal_bytes, wal_sync, wal_sync_time FROM pg_stat_wal")
     return cur.fetchone()
@@ -178,7 +164,7 @@ if mode == "sql":
     sconn.autocommit = True
     scur = sconn.cursor()
     scur.execute("UPDATE notify_outbox SET next_attempt_at = now() WHERE status = 'pending'")
-c0, w0, l0 = cluster_cpu(), stat(wpid)[1], wal()
+c0, w0, l0 = cluster_cpu(postmaster), stat(wpid)[1], wal()
 if mode == "notify":
     cur.execute("UPDATE notify_outbox SET next_attempt_at = now() WHERE status = 'pending'")
     t0 = time.monotonic()
@@ -193,7 +179,7 @@ else:
     t0 = time.monotonic()
     scur.execute("CALL bench_drain(%s)", (batch,))
 t1 = time.monotonic()
-c1, w1 = cluster_cpu(), stat(wpid)[1]
+c1, w1 = cluster_cpu(postmaster), stat(wpid)[1]
 time.sleep(2.2)  # backends flush their WAL statistics at most once a second
 l1 = wal()
 print("%.3f %.2f %.2f %d %d %.0f" % (t1 - t0, c1 - c0, w1 - w0, int(l1[0] - l0[0]), l1[1] - l0[1], l1[2] - l0[2]))

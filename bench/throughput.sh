@@ -139,42 +139,28 @@ echo "server: $(q 'SELECT version()')"
 echo "message: $MSG_BYTES bytes as notify sends it; payload $(q "SELECT octet_length(payload::text) FROM bench_payload") bytes of JSON"
 
 # ---- helpers in Python ----
+cp "$NOTIFY_ROOT/bench/procstat.py" "$WORK/"
 cat >"$WORK/release_wait.py" <<'PY'
 """Release every pending row in one UPDATE, then wait until the worker has
 recorded n more sent.  Prints: seconds from the COMMIT; CPU seconds of all
 the cluster's processes and of the worker; seconds the worker waited for a
 CPU while runnable (schedstat); WAL bytes, WAL syncs and ms spent in them
 (pg_stat_wal)."""
-import os, sys, time, psycopg2
+import sys, time, psycopg2
+from procstat import stat, cluster_cpu  # bench/procstat.py
 n, timeout, postmaster = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-hz = os.sysconf("SC_CLK_TCK")
 conn = psycopg2.connect("")
 conn.autocommit = True
 cur = conn.cursor()
 cur.execute("SELECT pid, sent FROM notify_worker_status")
 pid, base = cur.fetchone()
-def stat(p):
-    try:
-        with open("/proc/%d/stat" % p) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / hz
-def cluster_cpu():
-    total = stat(postmaster)[1]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            s = stat(int(d))
-            if s and s[0] == postmaster:
-                total += s[1]
-    return total
 def runq():
     with open("/proc/%d/schedstat" % pid) as f:
         return int(f.read().split()[1]) / 1e9
 def wal():
     cur.execute("SELECT wal_bytes, wal_sync, wal_sync_time FROM pg_stat_wal")
     return cur.fetchone()
-c0, w0, q0, l0 = cluster_cpu(), stat(pid)[1], runq(), wal()
+c0, w0, q0, l0 = cluster_cpu(postmaster), stat(pid)[1], runq(), wal()
 cur.execute("UPDATE notify_outbox SET next_attempt_at = now() WHERE status = 'pending'")
 t0 = time.monotonic()
 while True:
@@ -187,7 +173,7 @@ while True:
         sys.exit(1)
     time.sleep(0.005)
 t1 = time.monotonic()
-c1, w1, q1 = cluster_cpu(), stat(pid)[1], runq()
+c1, w1, q1 = cluster_cpu(postmaster), stat(pid)[1], runq()
 time.sleep(2.2)  # backends flush their WAL statistics at most once a second
 l1 = wal()
 print("%.4f %.2f %.2f %.2f %d %d %.0f" % (t1 - t0, c1 - c0, w1 - w0, q1 - q0,

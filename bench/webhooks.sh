@@ -204,6 +204,7 @@ put_channel() {
 }
 
 # ---- helper: resume the channel, wait until the worker has recorded n more sent ----
+cp "$NOTIFY_ROOT/bench/procstat.py" "$WORK/"
 cat >"$WORK/resume_wait.py" <<'PY'
 """Resume the channel, then wait until the worker has recorded n more sent.
 Prints: seconds from the resume to the last outcome committed; unix time of
@@ -211,31 +212,16 @@ the resume; CPU seconds of all the cluster's processes, of the worker, and
 of the server processes given; seconds the worker waited for a CPU while
 runnable (schedstat); claims (batches) made; WAL syncs and the ms spent in
 them, and WAL bytes (pg_stat_wal: only the worker writes meanwhile)."""
-import os, sys, time, psycopg2
+import sys, time, psycopg2
+from procstat import stat, cluster_cpu  # bench/procstat.py
 n, timeout, postmaster = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 servers = [int(p) for p in sys.argv[4].split(",") if p]
-hz = os.sysconf("SC_CLK_TCK")
 conn = psycopg2.connect("")
 conn.autocommit = True
 cur = conn.cursor()
 # every worker (notify.workers): CPU and counters are their sums
 cur.execute("SELECT array_agg(pid ORDER BY worker), sum(sent), sum(batches) FROM notify_worker_status")
 pids, base, batches0 = cur.fetchone()
-def stat(p):
-    try:
-        with open("/proc/%d/stat" % p) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / hz
-def cluster_cpu():
-    total = stat(postmaster)[1]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            s = stat(int(d))
-            if s and s[0] == postmaster:
-                total += s[1]
-    return total
 def server_cpu():
     return sum((stat(p) or (0, 0))[1] for p in servers)
 def runq():
@@ -250,7 +236,7 @@ def wal():
     cur.execute("SELECT wal_sync, wal_sync_time, wal_bytes FROM pg_stat_wal")
     return cur.fetchone()
 l0 = wal()
-c0, w0, s0, q0 = cluster_cpu(), workers_cpu(), server_cpu(), runq()
+c0, w0, s0, q0 = cluster_cpu(postmaster), workers_cpu(), server_cpu(), runq()
 wall0 = time.time()
 t0 = time.monotonic()
 cur.execute("SELECT notify_channel_resume('bench-hooks')")
@@ -265,7 +251,7 @@ while True:
         sys.exit(1)
     time.sleep(0.01)
 t1 = time.monotonic()
-c1, w1, s1, q1 = cluster_cpu(), workers_cpu(), server_cpu(), runq()
+c1, w1, s1, q1 = cluster_cpu(postmaster), workers_cpu(), server_cpu(), runq()
 time.sleep(2.2)  # the worker flushes its WAL statistics at most once a second
 l1 = wal()
 print("%.4f %.6f %.2f %.2f %.2f %.2f %d %d %.0f %d" % (t1 - t0, wall0, c1 - c0, w1 - w0, s1 - s0, q1 - q0,
