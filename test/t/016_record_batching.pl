@@ -112,6 +112,47 @@ my $worst = $node->safe_psql('postgres', q{
 note("longest enqueue-to-send wait: $worst ms");
 cmp_ok($worst, '<', 1000, "no message waited for its claim much longer than the delay ($worst ms)");
 
+# ---- the record's plan does not depend on statistics ----
+# Statistics taken while nothing was pending (autovacuum is off, so they
+# stay), then 10,000 messages in one commit.  The record has one generic
+# plan; it once hashed every pending row, read through the claim index,
+# against each group of results (30 ms a record at 20,000 pending rows;
+# here 212,329 entries of the claim index read in all).  Now it reaches
+# the group's rows by primary key only, and only the claims read the claim
+# index: each passes over the rows in flight before it takes new ones,
+# about 4 entries per message here (42,000 to 43,000 in three runs).
+$node->safe_psql('postgres', q{ALTER SYSTEM SET notify.claim_delay = '2ms'});
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+$node->safe_psql('postgres', 'ANALYZE notify_outbox');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM notify_outbox WHERE status = 'pending'}), '0',
+	'statistics taken with nothing pending');
+# The worker flushes its statistics at the end of a transaction, at most
+# once a second: one more message a second later makes it flush them.
+my $flushes = 0;
+sub claim_idx_reads
+{
+	sleep 1.1;
+	$flushes++;
+	my $id = $node->safe_psql('postgres',
+		qq{SELECT notify_enqueue('notify.message', 'flush$flushes\@example.com', '{"subject": "s", "text": "t"}')});
+	NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox WHERE id = $id", 'sent', 10);
+	sleep 0.2;
+	return $node->safe_psql('postgres',
+		q{SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'notify_outbox_claim_idx'});
+}
+my $reads0 = claim_idx_reads();
+my $bulk = 10000;
+$node->safe_psql('postgres', qq{
+	SELECT count(notify_enqueue('notify.message', 'bulk' || i || '\@example.com', '{"subject": "s", "text": "t"}'))
+	FROM generate_series(1, $bulk) i});
+ok(defined NotifyTest::Node::wait_for($node,
+		q{SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'bulk%' AND status = 'sent'}, "$bulk", 60),
+	"all $bulk messages of one commit are recorded sent");
+my $reads = claim_idx_reads() - $reads0;
+diag("notify_outbox_claim_idx entries read while $bulk messages were claimed and recorded: $reads");
+cmp_ok($reads, "<", 8 * $bulk,
+	"the claim index was read $reads times for $bulk messages (not every pending row per record)");
+
 $node->stop;
 $smtp->stop;
 done_testing();
