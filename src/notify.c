@@ -428,6 +428,7 @@ notify_shmem_startup(void)
 			notify_shared->workers[i].state = NOTIFY_WORKER_STOPPED;
 		}
 		pg_atomic_init_u32(&notify_shared->channels_generation, 1);
+		pg_atomic_init_u32(&notify_shared->next_wake, 0);
 		SpinLockInit(&notify_shared->mutex);
 	}
 	inflight_shmem_init();

@@ -108,6 +108,8 @@ typedef struct NotifySharedState
 
 	/* bumped by any change to notify_channels or their secrets */
 	pg_atomic_uint32 channels_generation;
+	/* where notify_wake_worker starts looking for a worker to wake */
+	pg_atomic_uint32 next_wake;
 	NotifyBucket buckets[NOTIFY_MAX_BUCKETS];	/* protected by mutex */
 } NotifySharedState;
 

@@ -6,8 +6,9 @@
  *
  * A statement trigger on notify_outbox (notify_outbox_wake) sets a
  * backend-local flag; one transaction callback, registered once per
- * process, sets the worker's latch when a transaction with the flag
- * commits and clears the flag on abort and PREPARE.  The callback runs
+ * process, sets the latch of one worker (notify_wake_worker) when a
+ * transaction with the flag commits, of every worker when it changed
+ * channels, and clears the flag on abort and PREPARE.  The callback runs
  * after the commit is visible to other snapshots, so the worker's next
  * claim sees the rows.  No NOTIFY is sent per transaction: NOTIFY
  * serialises committers on a global lock.  A prepared transaction
@@ -17,6 +18,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "access/xact.h"
 #include "commands/trigger.h"
@@ -42,19 +45,72 @@ notify_wakeup_init(void)
 }
 
 /*
- * Set the latch of every worker that runs.  A stale PGPROC number (a
- * worker just exited) sets some other process's latch, which latches
- * tolerate as a spurious wake-up.  With several workers each wakes and
- * claims; the ones that find the rows taken claim nothing.
+ * Wake one worker for new rows (other than worker number except, or -1):
+ * the first idle one, else the one with the fewest jobs in flight (in turn
+ * among equals).  Each commit then wakes one claim, not one per worker
+ * (most of which would find the rows taken).  At low rates that is mostly
+ * worker 0, whose results then ride in its next claim (see
+ * notify_worker_main); under load the commits go to whichever has the most
+ * room.  A worker passes the wake on when one claim may not have been
+ * enough (its claim was full, or it has no connection for some channel).
+ * The slots are read without the lock: a stale value only picks a busier
+ * worker.  A stale PGPROC number (a worker just exited) sets some other
+ * process's latch, which latches tolerate as a spurious wake-up.
  */
 void
-notify_wake_worker(void)
+notify_wake_worker(int except)
 {
+	int			chosen = -1;
+	int			fewest = INT_MAX;
+	uint32		start;
+	uint32		procno_plus1;
 	int			i;
 
 	if (notify_shared == NULL)
 		return;
 	/* a write in a database the workers do not serve is not their work */
+	if (OidIsValid(MyDatabaseId) && notify_shared->worker_dboid != MyDatabaseId)
+		return;
+	for (i = 0; i < notify_workers; i++)
+	{
+		if (i != except && notify_shared->workers[i].state == NOTIFY_WORKER_IDLE &&
+			pg_atomic_read_u32(&notify_shared->workers[i].procno_plus1) != 0)
+		{
+			chosen = i;
+			break;
+		}
+	}
+	if (chosen < 0)
+	{
+		start = pg_atomic_fetch_add_u32(&notify_shared->next_wake, 1);
+		for (i = 0; i < notify_workers; i++)
+		{
+			int			w = (start + i) % notify_workers;
+			int			in_flight = notify_shared->workers[w].in_flight;
+
+			if (w != except && in_flight < fewest &&
+				pg_atomic_read_u32(&notify_shared->workers[w].procno_plus1) != 0)
+			{
+				chosen = w;
+				fewest = in_flight;
+			}
+		}
+	}
+	if (chosen < 0)
+		return;
+	procno_plus1 = pg_atomic_read_u32(&notify_shared->workers[chosen].procno_plus1);
+	if (procno_plus1 != 0)
+		SetLatch(notify_proc_latch(procno_plus1 - 1));
+}
+
+/* Wake every worker that runs (channels changed: each must reload them). */
+void
+notify_wake_all_workers(void)
+{
+	int			i;
+
+	if (notify_shared == NULL)
+		return;
 	if (OidIsValid(MyDatabaseId) && notify_shared->worker_dboid != MyDatabaseId)
 		return;
 	for (i = 0; i < notify_workers; i++)
@@ -75,13 +131,14 @@ notify_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (channels_changed && notify_shared != NULL)
-				pg_atomic_fetch_add_u32(&notify_shared->channels_generation, 1);
-			channels_changed = false;
-			if (wake_at_commit)
 			{
-				wake_at_commit = false;
-				notify_wake_worker();
+				pg_atomic_fetch_add_u32(&notify_shared->channels_generation, 1);
+				notify_wake_all_workers();
 			}
+			else if (wake_at_commit)
+				notify_wake_worker(-1);
+			channels_changed = false;
+			wake_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:

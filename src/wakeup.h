@@ -10,7 +10,8 @@
 #define NOTIFY_WAKEUP_H
 
 extern void notify_wakeup_init(void);
-extern void notify_wake_worker(void);
+extern void notify_wake_worker(int except);
+extern void notify_wake_all_workers(void);
 extern void notify_wake_at_commit(void);
 extern void notify_channels_changed_at_commit(void);
 

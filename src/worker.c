@@ -56,6 +56,7 @@
 #include "notify.h"
 #include "template.h"
 #include "worker.h"
+#include "wakeup.h"
 
 bool		notify_am_worker = false;
 int			notify_worker_index = -1;
@@ -82,6 +83,8 @@ static List *finished = NIL;	/* jobs done, outcome not yet recorded */
 static TimestampTz next_token_at = 0;	/* a rate-limited channel gets a token */
 static int	claim_low_water = 0;	/* claim when no more jobs are in flight;
 										 * set by claim_due */
+static bool claim_left_channels = false;	/* set by claim_due: some enabled
+											 * channel has no connection here */
 static bool leases_due = false;	/* time to take back expired leases and rows */
 static TimestampTz first_finished_at = 0;
 static XLogRecPtr unflushed_lsn = InvalidXLogRecPtr;	/* end of the latest record commit */
@@ -377,6 +380,14 @@ notify_worker_main(Datum main_arg)
 				work_hint = full;
 				last_claim_full = full;
 				last_claim_at = now;
+
+				/*
+				 * A commit wakes one worker (notify_wake_worker).  When this
+				 * claim may have left due rows behind (it was full, or some
+				 * channel has no connection in this worker), wake another.
+				 */
+				if (ready && notify_workers > 1 && (full || claim_left_channels))
+					notify_wake_worker(notify_worker_index);
 			}
 			start_jobs(claimed);
 			continue;			/* collect what completed meanwhile first */
@@ -562,6 +573,7 @@ claim_due(NotifyBatch *batch)
 	/* The job list outlives this transaction's (and SPI's) memory. */
 	old = MemoryContextSwitchTo(batch->cxt);
 	next_token_at = 0;
+	claim_left_channels = false;
 
 	/*
 	 * With several workers, a channel whose connection limit is below
@@ -576,6 +588,8 @@ claim_due(NotifyBatch *batch)
 		int			share = channel_connection_limit(ch);
 		int			limit = room;
 
+		if (ch->enabled && share == 0)
+			claim_left_channels = true;
 		if (!ch->enabled || share == 0)
 			continue;
 		connections += share;
@@ -904,16 +918,25 @@ record_flush(void)
 	flush_due = 0;
 }
 
-/* Publish the worker's state in shared memory and pg_stat_activity. */
+/*
+ * Publish the worker's state and jobs in flight in shared memory (where
+ * notify_wake_worker looks for the least busy worker), and the state in
+ * pg_stat_activity.
+ */
 static void
 set_state(NotifyWorkerState state, const char *activity)
 {
-	if (my_slot->state == state)
+	int			in_flight = transfer_in_flight();
+	bool		changed = my_slot->state != state;	/* we are its only writer */
+
+	if (!changed && my_slot->in_flight == in_flight)
 		return;
 	SpinLockAcquire(&notify_shared->mutex);
 	my_slot->state = state;
-	my_slot->in_flight = transfer_in_flight();
+	my_slot->in_flight = in_flight;
 	SpinLockRelease(&notify_shared->mutex);
+	if (!changed)
+		return;
 	pgstat_report_activity(state == NOTIFY_WORKER_IDLE ||
 						   state == NOTIFY_WORKER_WAITING_FOR_EXTENSION ? STATE_IDLE : STATE_RUNNING,
 						   activity);

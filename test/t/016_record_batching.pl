@@ -4,6 +4,8 @@
 # single-message transactions then costs the worker about one transaction
 # per message, not two, and one record statement covers several messages;
 # a lone message is still recorded promptly; every message has one attempt.
+# Also: the record's plan under stale statistics, and two workers, of
+# which a commit wakes one.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -152,7 +154,62 @@ my $reads = claim_idx_reads() - $reads0;
 diag("notify_outbox_claim_idx entries read while $bulk messages were claimed and recorded: $reads");
 cmp_ok($reads, "<", 8 * $bulk,
 	"the claim index was read $reads times for $bulk messages (not every pending row per record)");
-
 $node->stop;
+
+# ---- two workers: a commit wakes one of them, not both ----
+# With every worker woken by every commit, each commit of a trickle cost
+# a claim per worker, all but one finding the row taken (an empty claim
+# writes nothing, so only the database's commit count shows it): 136
+# other commits for 60 messages.  Now a commit wakes one worker, the first
+# idle one: about one worker transaction per message, as with one worker
+# (73).
+my $node2 = NotifyTest::Node->new('batching2', smtp => $smtp,
+	conf => {
+		'notify.workers' => '2',
+		'notify.sandbox' => 'on',
+		'notify.poll_interval' => q{'60s'},
+		'notify.archive_interval' => '0',
+		'autovacuum' => 'off',
+	});
+ok(defined NotifyTest::Node::wait_for($node2,
+		q{SELECT count(pid) FROM notify_worker_status}, '2', 20), 'two workers run');
+$node2->safe_psql('postgres', q{
+CREATE PROCEDURE trickle(prefix text, n integer, pause float8) LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. n LOOP
+		PERFORM notify_enqueue('notify.message', prefix || i || '@example.com',
+			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
+		COMMIT;
+		PERFORM pg_sleep(pause);
+	END LOOP;
+END;
+$$});
+# Commits of the database, after the workers flushed their statistics (at
+# the end of a transaction, at most once a second: one more message a
+# second later makes the one that takes it flush).
+my $flush2 = 0;
+sub commits
+{
+	sleep 1.1;
+	$flush2++;
+	my $id = $node2->safe_psql('postgres',
+		qq{SELECT notify_enqueue('notify.message', 'flush$flush2\@example.com', '{"subject": "s", "text": "t"}')});
+	NotifyTest::Node::wait_for($node2, "SELECT status FROM notify_outbox WHERE id = $id", 'sent', 10);
+	sleep 0.2;
+	return $node2->safe_psql('postgres',
+		q{SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()});
+}
+my $commits0 = commits();
+$node2->safe_psql('postgres', "CALL trickle('two', $n, 0.01)");
+ok(defined NotifyTest::Node::wait_for($node2,
+		q{SELECT count(*) FROM notify_outbox WHERE recipient LIKE 'two%' AND status = 'sent'}, "$n", 30),
+	"two workers: all $n trickled messages are recorded sent");
+# less the trickle's own commits, and the sessions of this script in
+# between (wait_for's queries, the next flush message): a few dozen at most
+my $worker2 = commits() - $commits0 - $n;
+diag("two workers, $n single-message commits 10 ms apart: $worker2 other commits");
+cmp_ok($worker2, '<=', int($n * 1.5),
+	"two workers committed about one transaction per message ($worker2 for $n), not one claim per worker per commit");
+$node2->stop;
 $smtp->stop;
 done_testing();
