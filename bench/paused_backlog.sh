@@ -39,12 +39,8 @@ bench_traps
 private_install "$WORK"
 
 # ---- the receiver ----
-"${AS_USER[@]}" "$PYTHON" "$NOTIFY_ROOT/test/servers/http_server.py" --port-file "$WORK/http.port" \
-	--no-log-bodies --log "$WORK/http.jsonl" >"$WORK/http.out" 2>&1 &
-PIDS+=($!)
-for i in $(seq 1 100); do [ -s "$WORK/http.port" ] && break; sleep 0.05; done
-[ -s "$WORK/http.port" ] || { echo "http_server.py did not start" >&2; cat "$WORK/http.out" >&2; exit 1; }
-URL="http://127.0.0.1:$(cat "$WORK/http.port")/hook"
+start_http_server http --no-log-bodies --log "$WORK/http.jsonl"
+URL="http://127.0.0.1:$http_PORT/hook"
 
 # ---- the cluster ----
 PORT=$(free_port)

@@ -148,24 +148,9 @@ for i in $(seq 1 50); do
 done
 nginx_pids() { echo "$NGINX_PID" $(ps -o pid= --ppid "$NGINX_PID" 2>/dev/null); }
 
-# Start test/servers/http_server.py; $1 = name, the rest its options.
-start_pyserver() {
-	local name=$1 i
-	shift
-	"${AS_USER[@]}" "$PYTHON" "$NOTIFY_ROOT/test/servers/http_server.py" --port-file "$WORK/$name.port" "$@" \
-		>"$WORK/$name.out" 2>&1 &
-	PIDS+=($!)
-	eval "${name}_PID=$!"
-	for i in $(seq 1 100); do
-		[ -s "$WORK/$name.port" ] && break
-		sleep 0.05
-	done
-	[ -s "$WORK/$name.port" ] || { echo "$name did not start" >&2; cat "$WORK/$name.out" >&2; exit 1; }
-	eval "${name}_PORT=$(cat "$WORK/$name.port")"
-}
 touch "$WORK/slow.jsonl" "$WORK/check.jsonl"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$WORK/slow.jsonl" "$WORK/check.jsonl"
-start_pyserver slow --latency-ms "$LATENCY_MS" --no-log-bodies --log "$WORK/slow.jsonl"
+start_http_server slow --latency-ms "$LATENCY_MS" --no-log-bodies --log "$WORK/slow.jsonl"
 say "http_server.py --latency-ms $LATENCY_MS on 127.0.0.1:$slow_PORT (logging requests without bodies)"
 
 # ---- the cluster ----
@@ -380,9 +365,9 @@ one() {
 
 # ---- check: notify and the baseline send alike ----
 if [ "$SIGN" = 1 ]; then
-	start_pyserver check --verify-webhook-secret "$SECRET" --log "$WORK/check.jsonl"
+	start_http_server check --verify-webhook-secret "$SECRET" --log "$WORK/check.jsonl"
 else
-	start_pyserver check --log "$WORK/check.jsonl"
+	start_http_server check --log "$WORK/check.jsonl"
 fi
 say "check: 5 requests of each to http_server.py on 127.0.0.1:$check_PORT"
 S_URL="http://127.0.0.1:$check_PORT/webhook"

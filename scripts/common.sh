@@ -205,3 +205,21 @@ bench_cluster() {
 	as_pg pg_ctl start -D "$DATA" -l "$WORK/server.log" -w >/dev/null
 	POSTMASTER_PID=$(head -1 "$DATA/postmaster.pid")
 }
+
+# Start test/servers/http_server.py for a benchmark: $1 = a name, the rest
+# its options.  Runs as the cluster user (AS_USER, see set_as_user), is
+# stopped at exit (PIDS), and sets ${name}_PID and ${name}_PORT.
+start_http_server() {
+	local name=$1 i
+	shift
+	"${AS_USER[@]}" "$PYTHON" "$NOTIFY_ROOT/test/servers/http_server.py" --port-file "$WORK/$name.port" "$@" \
+		>"$WORK/$name.out" 2>&1 &
+	PIDS+=($!)
+	eval "${name}_PID=$!"
+	for i in $(seq 1 100); do
+		[ -s "$WORK/$name.port" ] && break
+		sleep 0.05
+	done
+	[ -s "$WORK/$name.port" ] || { echo "$name did not start" >&2; cat "$WORK/$name.out" >&2; exit 1; }
+	eval "${name}_PORT=$(cat "$WORK/$name.port")"
+}

@@ -44,6 +44,30 @@ notify_wakeup_init(void)
 	RegisterXactCallback(notify_xact_callback, NULL);
 }
 
+/* Whether the workers run and serve this backend's database. */
+static bool
+workers_serve_here(void)
+{
+	if (notify_shared == NULL)
+		return false;
+	/* a write in a database the workers do not serve is not their work */
+	return !OidIsValid(MyDatabaseId) || notify_shared->worker_dboid == MyDatabaseId;
+}
+
+/*
+ * Set the latch of worker w if it runs.  A stale PGPROC number (the worker
+ * just exited) sets some other process's latch, which latches tolerate as
+ * a spurious wake-up.
+ */
+static void
+wake(int w)
+{
+	uint32		procno_plus1 = pg_atomic_read_u32(&notify_shared->workers[w].procno_plus1);
+
+	if (procno_plus1 != 0)
+		SetLatch(notify_proc_latch(procno_plus1 - 1));
+}
+
 /*
  * Wake one worker for new rows (other than worker number except, or -1):
  * the first idle one, else the one with the fewest jobs in flight (in turn
@@ -54,8 +78,7 @@ notify_wakeup_init(void)
  * room.  A worker passes the wake on when one claim may not have been
  * enough (its claim was full, or it has no connection for some channel).
  * The slots are read without the lock: a stale value only picks a busier
- * worker.  A stale PGPROC number (a worker just exited) sets some other
- * process's latch, which latches tolerate as a spurious wake-up.
+ * worker.
  */
 void
 notify_wake_worker(int except)
@@ -63,22 +86,15 @@ notify_wake_worker(int except)
 	int			chosen = -1;
 	int			fewest = INT_MAX;
 	uint32		start;
-	uint32		procno_plus1;
 	int			i;
 
-	if (notify_shared == NULL)
+	if (!workers_serve_here())
 		return;
-	/* a write in a database the workers do not serve is not their work */
-	if (OidIsValid(MyDatabaseId) && notify_shared->worker_dboid != MyDatabaseId)
-		return;
-	for (i = 0; i < notify_workers; i++)
+	for (i = 0; i < notify_workers && chosen < 0; i++)
 	{
 		if (i != except && notify_shared->workers[i].state == NOTIFY_WORKER_IDLE &&
 			pg_atomic_read_u32(&notify_shared->workers[i].procno_plus1) != 0)
-		{
 			chosen = i;
-			break;
-		}
 	}
 	if (chosen < 0)
 	{
@@ -96,11 +112,8 @@ notify_wake_worker(int except)
 			}
 		}
 	}
-	if (chosen < 0)
-		return;
-	procno_plus1 = pg_atomic_read_u32(&notify_shared->workers[chosen].procno_plus1);
-	if (procno_plus1 != 0)
-		SetLatch(notify_proc_latch(procno_plus1 - 1));
+	if (chosen >= 0)
+		wake(chosen);
 }
 
 /* Wake every worker that runs (channels changed: each must reload them). */
@@ -109,17 +122,10 @@ notify_wake_all_workers(void)
 {
 	int			i;
 
-	if (notify_shared == NULL)
-		return;
-	if (OidIsValid(MyDatabaseId) && notify_shared->worker_dboid != MyDatabaseId)
+	if (!workers_serve_here())
 		return;
 	for (i = 0; i < notify_workers; i++)
-	{
-		uint32		procno_plus1 = pg_atomic_read_u32(&notify_shared->workers[i].procno_plus1);
-
-		if (procno_plus1 != 0)
-			SetLatch(notify_proc_latch(procno_plus1 - 1));
-	}
+		wake(i);
 }
 
 /* Wake the worker at COMMIT of a transaction that wrote to the outbox. */

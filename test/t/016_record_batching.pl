@@ -17,6 +17,37 @@ use NotifyTest::Node;
 
 my $smtp = NotifyTest::SMTP->start;
 
+# n commits of one enqueue each, to prefix || i || '@example.com', pause
+# seconds apart
+my $trickle_procedure = q{
+CREATE PROCEDURE trickle(prefix text, n integer, pause float8) LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. n LOOP
+		PERFORM notify_enqueue('notify.message', prefix || i || '@example.com',
+			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
+		COMMIT;
+		PERFORM pg_sleep(pause);
+	END LOOP;
+END;
+$$};
+
+# A statistics query on node, once the workers flushed their statistics:
+# they do at the end of a transaction, at most once a second, so one more
+# message a second later makes the worker that takes it flush them.
+my $flushes = 0;
+sub stat_after_flush
+{
+	my ($node, $query) = @_;
+	sleep 1.1;
+	$flushes++;
+	my $id = $node->safe_psql('postgres',
+		qq{SELECT notify_enqueue('notify.message', 'flush$flushes\@example.com', '{"subject": "s", "text": "t"}')});
+	NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox WHERE id = $id", 'sent', 10);
+	sleep 0.2;
+	return $node->safe_psql('postgres', $query);
+}
+
+
 # A 60 s poll: whatever happens quickly came from a wake-up or the record
 # timer.  No autovacuum and no archiving, so that nothing but the
 # producer and the worker assigns transaction ids.
@@ -45,19 +76,7 @@ $node->safe_psql('postgres', 'ALTER SYSTEM SET notify.sandbox = on');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok(defined NotifyTest::Node::wait_for($node, 'SHOW notify.sandbox', 'on', 10), 'sandbox mode on');
 sleep 0.5;	# the worker reloads at its next wake-up: the reload signal
-$node->safe_psql('postgres', q{
--- n commits of one enqueue each, to prefix || i || '@example.com', pause
--- seconds apart
-CREATE PROCEDURE trickle(prefix text, n integer, pause float8) LANGUAGE plpgsql AS $$
-BEGIN
-	FOR i IN 1 .. n LOOP
-		PERFORM notify_enqueue('notify.message', prefix || i || '@example.com',
-			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
-		COMMIT;
-		PERFORM pg_sleep(pause);
-	END LOOP;
-END;
-$$});
+$node->safe_psql('postgres', $trickle_procedure);
 
 my $n = 60;
 my $xid0 = $node->safe_psql('postgres', 'SELECT txid_current()');
@@ -128,18 +147,9 @@ $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 $node->safe_psql('postgres', 'ANALYZE notify_outbox');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM notify_outbox WHERE status = 'pending'}), '0',
 	'statistics taken with nothing pending');
-# The worker flushes its statistics at the end of a transaction, at most
-# once a second: one more message a second later makes it flush them.
-my $flushes = 0;
 sub claim_idx_reads
 {
-	sleep 1.1;
-	$flushes++;
-	my $id = $node->safe_psql('postgres',
-		qq{SELECT notify_enqueue('notify.message', 'flush$flushes\@example.com', '{"subject": "s", "text": "t"}')});
-	NotifyTest::Node::wait_for($node, "SELECT status FROM notify_outbox WHERE id = $id", 'sent', 10);
-	sleep 0.2;
-	return $node->safe_psql('postgres',
+	return stat_after_flush($node,
 		q{SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'notify_outbox_claim_idx'});
 }
 my $reads0 = claim_idx_reads();
@@ -173,30 +183,10 @@ my $node2 = NotifyTest::Node->new('batching2', smtp => $smtp,
 	});
 ok(defined NotifyTest::Node::wait_for($node2,
 		q{SELECT count(pid) FROM notify_worker_status}, '2', 20), 'two workers run');
-$node2->safe_psql('postgres', q{
-CREATE PROCEDURE trickle(prefix text, n integer, pause float8) LANGUAGE plpgsql AS $$
-BEGIN
-	FOR i IN 1 .. n LOOP
-		PERFORM notify_enqueue('notify.message', prefix || i || '@example.com',
-			jsonb_build_object('subject', 'n' || i, 'text', 'body'));
-		COMMIT;
-		PERFORM pg_sleep(pause);
-	END LOOP;
-END;
-$$});
-# Commits of the database, after the workers flushed their statistics (at
-# the end of a transaction, at most once a second: one more message a
-# second later makes the one that takes it flush).
-my $flush2 = 0;
+$node2->safe_psql('postgres', $trickle_procedure);
 sub commits
 {
-	sleep 1.1;
-	$flush2++;
-	my $id = $node2->safe_psql('postgres',
-		qq{SELECT notify_enqueue('notify.message', 'flush$flush2\@example.com', '{"subject": "s", "text": "t"}')});
-	NotifyTest::Node::wait_for($node2, "SELECT status FROM notify_outbox WHERE id = $id", 'sent', 10);
-	sleep 0.2;
-	return $node2->safe_psql('postgres',
+	return stat_after_flush($node2,
 		q{SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()});
 }
 my $commits0 = commits();
