@@ -4,9 +4,9 @@
 # (notify.workers = 2) add to that?
 #
 # One scratch cluster, one receiver (test/servers/http_server.py on
-# 127.0.0.1, answering 200 at once), one webhook channel "trickle"
-# (max_connections 4).  Each round runs the same trickle once per value of
-# WORKERS_LIST (the server restarted in between, in a rotated order): RATE
+# 127.0.0.1, answering 200 after LATENCY_MS), one webhook channel
+# "trickle" (max_connections CONNECTIONS).  Each round runs the same
+# trickle once per value of WORKERS_LIST (the server restarted in between, in a rotated order): RATE
 # single-message transactions a second for DURATION seconds, from one
 # client.  For each run: the CPU the workers used per message (their
 # /proc/<pid>/schedstat run time, from the first enqueue until the last
@@ -21,8 +21,9 @@
 #
 # Usage: bench/low_rate.sh   (as root; about 30 s per run)
 # Environment: ROUNDS (3), RATE (50), DURATION (10), WORKERS_LIST ("1 2"),
-#   HISTORY (200000), NOTIFY_REV (build this commit instead of the
-#   working tree).
+#   HISTORY (200000), LATENCY_MS (0: the receiver answers after that
+#   long), CONNECTIONS (the channel's max_connections, 4), NOTIFY_REV
+#   (build this commit instead of the working tree).
 source "$(dirname "$0")/../scripts/common.sh"
 
 ROUNDS=${ROUNDS:-3}
@@ -30,6 +31,8 @@ RATE=${RATE:-50}
 DURATION=${DURATION:-10}
 WORKERS_LIST=${WORKERS_LIST:-"1 2"}
 HISTORY=${HISTORY:-200000}
+LATENCY_MS=${LATENCY_MS:-0}
+CONNECTIONS=${CONNECTIONS:-4}
 
 install_packages python3-psycopg2
 WORK=$(scratch_dir /tmp/notify-bench-low-rate)
@@ -39,7 +42,7 @@ bench_traps
 
 private_install "$WORK"
 
-start_http_server hook --no-log-bodies --log "$WORK/hook.jsonl"
+start_http_server hook --latency-ms "$LATENCY_MS" --no-log-bodies --log "$WORK/hook.jsonl"
 URL="http://127.0.0.1:$hook_PORT/hook"
 
 PORT=$(free_port)
@@ -52,7 +55,7 @@ CONF
 export PGDATABASE=postgres
 "${PSQL[@]}" <<SQL
 CREATE EXTENSION notify;
-SELECT notify_channel_put('trickle', 'webhook', '{"allow_private_destinations": true, "max_connections": 4}');
+SELECT notify_channel_put('trickle', 'webhook', '{"allow_private_destinations": true, "max_connections": $CONNECTIONS}');
 SQL
 if [ "$HISTORY" -gt 0 ]; then
 	say "loading $HISTORY delivered notifications"
@@ -65,7 +68,7 @@ UPDATE notify_outbox SET status = 'sent', attempts = 1, sent_at = now() WHERE ch
 VACUUM ANALYZE notify_outbox;
 SQL
 fi
-say "$ROUNDS rounds of: $RATE webhooks a second for $DURATION s, one per transaction, with notify.workers = $WORKERS_LIST"
+say "$ROUNDS rounds of: $RATE webhooks a second for $DURATION s, one per transaction, to a receiver answering after $LATENCY_MS ms over $CONNECTIONS connections, with notify.workers = $WORKERS_LIST"
 
 # One run with notify.workers = $1: prints "cpu_ms p50_ms p99_ms".
 cat >"$WORK/trickle.py" <<'PY'
