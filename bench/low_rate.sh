@@ -73,6 +73,7 @@ say "$ROUNDS rounds of: $RATE webhooks a second for $DURATION s, one per transac
 # One run with notify.workers = $1: prints "cpu_ms p50_ms p99_ms".
 cat >"$WORK/trickle.py" <<'PY'
 import sys, time, psycopg2
+from sent import wait_sent, latencies, quantile  # bench/sent.py
 url, rate, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 conn = psycopg2.connect("")
 conn.autocommit = True
@@ -92,22 +93,13 @@ for i in range(n):
     d = t0 + (i + 1) / rate - time.time()
     if d > 0:
         time.sleep(d)
-deadline = time.time() + 120
-while True:
-    cur.execute("SELECT count(*) FROM notify_outbox WHERE id = ANY(%s) AND status = 'sent'", (ids,))
-    if cur.fetchone()[0] == n:
-        break
-    if time.time() > deadline:
-        sys.exit("timeout: the trickle was not delivered in 120 s")
-    time.sleep(0.05)
+wait_sent(cur, ids, 120)
 time.sleep(1)
 c1 = cpu()
-cur.execute("SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM notify_outbox WHERE id = ANY(%s)", (ids,))
-lat = sorted(float(r[0]) for r in cur.fetchall())
-q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+lat = latencies(cur, ids)
 cur.execute("DELETE FROM notify_outbox WHERE id = ANY(%s)", (ids,))
 cur.execute("DELETE FROM notify_attempts WHERE outbox_id = ANY(%s)", (ids,))
-print("%.3f %.2f %.2f" % ((c1 - c0) / n, q(0.5), q(0.99)))
+print("%.3f %.2f %.2f" % ((c1 - c0) / n, quantile(lat, 0.5), quantile(lat, 0.99)))
 PY
 
 : >"$WORK/results"
@@ -123,7 +115,7 @@ for r in $(seq 1 "$ROUNDS"); do
 			[ "$("${PSQL[@]}" -Atc 'SELECT count(pid) FROM notify_worker_status()')" = "$w" ] && break
 			sleep 0.1
 		done
-		out=$("$PYTHON" "$WORK/trickle.py" "$URL" "$RATE" "$DURATION")
+		out=$(PYTHONPATH="$NOTIFY_ROOT/bench" "$PYTHON" "$WORK/trickle.py" "$URL" "$RATE" "$DURATION")
 		read -r cpu p50 p99 <<<"$out"
 		printf '  round %d  workers %d  worker CPU %6.3f ms/message  latency p50 %6.2f ms  p99 %6.2f ms\n' \
 			"$r" "$w" "$cpu" "$p50" "$p99"

@@ -62,8 +62,9 @@ SQL
 say "notify.workers = $WORKERS; $ROUNDS rounds of: $TRICKLE webhooks every $INTERVAL_MS ms to 'live', without and with $BACKLOG pending rows of the paused 'parked'"
 
 # ---- the rounds ----
-"$PYTHON" - "$URL" "$ROUNDS" "$BACKLOG" "$TRICKLE" "$INTERVAL_MS" <<'PY'
+PYTHONPATH="$NOTIFY_ROOT/bench" "$PYTHON" - "$URL" "$ROUNDS" "$BACKLOG" "$TRICKLE" "$INTERVAL_MS" <<'PY'
 import os, sys, time, statistics, psycopg2
+from sent import wait_sent, latencies, quantile  # bench/sent.py
 url, rounds, backlog, trickle, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 hz = os.sysconf("SC_CLK_TCK")
 conn = psycopg2.connect("")
@@ -90,20 +91,12 @@ def run_trickle():
         ids.append(cur.fetchone()[0])
         enqueue_ms.append((time.monotonic() - t) * 1000.0)
         time.sleep(interval / 1000.0)
-    deadline = time.time() + 300
-    while True:
-        cur.execute("SELECT count(*) FROM notify_outbox WHERE id = ANY(%s) AND status = 'sent'", (ids,))
-        if cur.fetchone()[0] == len(ids):
-            break
-        if time.time() > deadline:
-            sys.exit("timeout: the trickle was not delivered in 300 s")
-        time.sleep(0.05)
+    wait_sent(cur, ids, 300)
     c1 = workers_cpu()
-    cur.execute("SELECT extract(epoch FROM sent_at - created_at) * 1000 FROM notify_outbox WHERE id = ANY(%s)", (ids,))
-    lat = sorted(float(r[0]) for r in cur.fetchall())
-    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+    lat = latencies(cur, ids)
     cur.execute("DELETE FROM notify_outbox WHERE id = ANY(%s)", (ids,))
-    return {"p50": q(0.5), "p99": q(0.99), "max": lat[-1], "cpu_ms": (c1 - c0) * 1000.0 / len(ids),
+    return {"p50": quantile(lat, 0.5), "p99": quantile(lat, 0.99), "max": lat[-1],
+            "cpu_ms": (c1 - c0) * 1000.0 / len(ids),
             "enqueue_max": max(enqueue_ms)}
 
 rows = []
