@@ -715,7 +715,6 @@ start_jobs(List *jobs)
 
 	if (jobs == NIL)
 		return;
-	set_state(NOTIFY_WORKER_SENDING, "sending");
 	foreach(lc, jobs)
 	{
 		NotifyJob  *job = lfirst(lc);
@@ -757,9 +756,7 @@ start_jobs(List *jobs)
 		}
 	}
 	list_free(jobs);
-	SpinLockAcquire(&notify_shared->mutex);
-	my_slot->in_flight = transfer_in_flight();
-	SpinLockRelease(&notify_shared->mutex);
+	set_state(NOTIFY_WORKER_SENDING, "sending");
 }
 
 /* Add recorded outcomes to the shared counters. */
